@@ -1,0 +1,56 @@
+"""Compute profiles: one setting, RESNET_NB_PROFILE, scales every notebook and the CLI.
+
+    smoke   tests and CI: seconds per notebook, on small real subsets
+    cpu     a laptop: each training cell about a minute
+    gpu     a GPU: the full training set
+
+Unset, it is "gpu" when CUDA is available, else "cpu".
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+PROFILE_NAMES = ("smoke", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The sizes a notebook or the command line reads. None means "all of it"."""
+
+    name: str
+    train_size: int | None      # training images used by default
+    test_size: int | None       # test images used for reporting
+    epochs: int                 # epochs of a default training run
+    batch_size: int
+    depths: tuple[int, ...]     # depths compared side by side (plain vs residual)
+    probe_batch: int            # images in a batch used to measure a network at initialisation
+
+    def __str__(self) -> str:
+        size = lambda n: "all" if n is None else f"{n:,}"
+        return (f"profile {self.name!r}: train {size(self.train_size)} images, test "
+                f"{size(self.test_size)}, {self.epochs} epoch(s), batch {self.batch_size}, "
+                f"depths {self.depths}")
+
+
+PROFILES = {
+    "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
+                     depths=(8, 14), probe_batch=16),
+    "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
+                   depths=(20, 56), probe_batch=64),
+    "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
+                   depths=(20, 56), probe_batch=128),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, else RESNET_NB_PROFILE, else gpu with CUDA and cpu without."""
+    name = name or os.environ.get("RESNET_NB_PROFILE") or None
+    if name is None:
+        name = "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in PROFILES:
+        raise ValueError(f"RESNET_NB_PROFILE must be one of {', '.join(PROFILE_NAMES)}, "
+                         f"got {name!r}")
+    return PROFILES[name]

@@ -1,0 +1,374 @@
+"""Training: a plain loop (train_one_epoch, evaluate, fit), named recipes, checkpoints.
+
+Everything a run produces is plain data: `fit` returns a History that
+serialises to JSON, and checkpoints are state dicts that load with
+`torch.load(path, weights_only=True)`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Batches, CifarData
+
+RECIPE_NAMES = ("paper", "fast")
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training recipe. Learning-rate milestones are fractions of the whole run."""
+
+    recipe: str = "fast"
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1                    # the peak learning rate
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.0
+    schedule: str = "step"             # "step": lr/10 at each milestone; "onecycle": up, then down to 0
+    milestones: tuple[float, ...] = (0.5, 0.75)
+    warmup_fraction: float = 0.0       # onecycle: the share of steps spent rising to lr
+    warmup_steps: int = 0              # step: steps at lr/10 first (the paper's ResNet-110)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be a positive integer, got {self.epochs}")
+        if self.batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if self.schedule not in ("step", "onecycle"):
+            raise ValueError(f"schedule must be 'step' or 'onecycle', got {self.schedule!r}")
+
+
+def recipe(name: str = "fast", **overrides) -> TrainConfig:
+    """A named recipe, with any field overridden.
+
+    "paper": He et al. 2015, section 4.2: SGD, momentum 0.9, weight decay 1e-4,
+        batch 128, lr 0.1 divided by 10 at 32k and 48k iterations, stop at 64k
+        (182 epochs of 45k images; milestones at 1/2 and 3/4 of the run).
+    "fast": a short budget for CPUs and quick runs: one-cycle to lr 0.2 with
+        Nesterov momentum, label smoothing 0.1, weight decay 5e-4, 10 epochs.
+    """
+    base = {
+        "paper": TrainConfig(recipe="paper", epochs=182, batch_size=128, lr=0.1, momentum=0.9,
+                             weight_decay=1e-4, schedule="step", milestones=(0.5, 0.75)),
+        "fast": TrainConfig(recipe="fast", epochs=10, batch_size=128, lr=0.2, momentum=0.9,
+                            nesterov=True, weight_decay=5e-4, label_smoothing=0.1,
+                            schedule="onecycle", warmup_fraction=0.2),
+    }
+    if name not in base:
+        raise ValueError(f"recipe must be one of {', '.join(map(repr, RECIPE_NAMES))}, "
+                         f"got {name!r}")
+    return replace(base[name], **overrides)
+
+
+def lr_at(step: int, total_steps: int, cfg: TrainConfig) -> float:
+    """The learning rate for optimisation step `step` (0-based) of `total_steps`."""
+    progress = step / max(total_steps, 1)
+    if cfg.schedule == "onecycle":
+        rise = cfg.warmup_fraction
+        if progress < rise:   # linear from lr/10 up to lr
+            return cfg.lr * (0.1 + 0.9 * progress / rise)
+        return cfg.lr * max(0.0, (1 - progress) / (1 - rise))   # linear down to 0
+    if step < cfg.warmup_steps:
+        return cfg.lr / 10
+    passed = sum(progress >= m for m in cfg.milestones)
+    return cfg.lr * 0.1 ** passed
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA, then Apple MPS, then the CPU (or `prefer`, e.g. "cpu")."""
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_for(device: torch.device):
+    """bf16 mixed precision on CUDA; full float32 elsewhere."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def seed_everything(seed: int) -> None:
+    """Seed PyTorch's generators (model initialisation; data order is seeded separately)."""
+    torch.manual_seed(seed)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite. `.history` holds the run up to that point."""
+
+    def __init__(self, message: str, history: "History"):
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass
+class History:
+    """What a run produced, as plain data (JSON-serialisable)."""
+
+    model: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    step_loss: list = field(default_factory=list)   # one float per optimisation step
+    epochs: list = field(default_factory=list)      # one dict per finished epoch
+    wall_time: float = 0.0                          # seconds spent training and evaluating
+    status: str = "new"                             # running, completed, interrupted, diverged
+    message: str = ""
+    provenance: dict = field(default_factory=dict)
+
+    def last(self, key: str, default=None):
+        """The latest epoch's value of `key` (e.g. "test_acc")."""
+        return self.epochs[-1].get(key, default) if self.epochs else default
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(**d)
+
+    def save(self, path: str | os.PathLike) -> None:
+        _atomic_write(Path(path), lambda f: f.write(json.dumps(self.to_dict(), indent=1)
+                                                    .encode()))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "History":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    """Write to a temporary file, then rename: an interrupt never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _progress(iterable, **kwargs):
+    from tqdm.auto import tqdm  # honours TQDM_DISABLE=1
+    return tqdm(iterable, **kwargs)
+
+
+def _first_bad(losses: list[torch.Tensor]) -> int | None:
+    """Index of the first non-finite loss, or None. One device sync for all of them."""
+    if not losses:
+        return None
+    finite = torch.isfinite(torch.stack(losses).float()).cpu()
+    return None if bool(finite.all()) else int((~finite).nonzero()[0])
+
+
+def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+                    lr_schedule: Callable[[int], float], first_step: int = 0, *,
+                    label_smoothing: float = 0.0, on_step: Callable | None = None,
+                    progress: bool = True, desc: str = "train") -> dict:
+    """One pass over `batches`. Returns {"loss", "acc", "step_loss" (list of floats)}.
+
+    Raises FloatingPointError naming the step if the loss becomes NaN or infinite.
+    """
+    device = batches.images.device
+    model.train()
+    losses, correct, seen = [], torch.zeros((), device=device), 0
+    step = first_step
+    bar = _progress(batches, desc=desc, leave=False, disable=not progress or None)
+    for x, y in bar:
+        lr = lr_schedule(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast_for(device):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+        losses.append(loss.detach())
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+        step += 1
+        # Check finiteness every 25 steps: one device sync instead of one per step.
+        if on_step is not None or step % 25 == 0:
+            bad = _first_bad(losses[-25:])
+            if bad is not None:
+                at = step - len(losses[-25:]) + bad
+                raise FloatingPointError(f"the loss became {float(losses[at - first_step])} at "
+                                         f"step {at} (lr {lr_schedule(at):.3g})")
+            if step % 25 == 0:
+                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}", refresh=False)
+        if on_step is not None:
+            on_step(step, float(loss))
+    bad = _first_bad(losses)
+    if bad is not None:
+        at = first_step + bad
+        raise FloatingPointError(f"the loss became {float(losses[bad])} at step {at} "
+                                 f"(lr {lr_schedule(at):.3g})")
+    step_loss = torch.stack(losses).float().cpu().tolist() if losses else []
+    return {"loss": sum(step_loss) / max(len(step_loss), 1),
+            "acc": float(correct) / max(seen, 1), "step_loss": step_loss}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Batches) -> dict:
+    """Mean cross-entropy and accuracy of `model` on `batches` (eval mode, no augmentation)."""
+    device = batches.images.device
+    model.eval()
+    total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    for x, y in batches:
+        with autocast_for(device):
+            logits = model(x)
+        total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        seen += len(y)
+    return {"loss": float(total_loss) / max(seen, 1), "acc": float(correct) / max(seen, 1)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, batches: Batches) -> torch.Tensor:
+    """Predicted class of every image in `batches`, in order, on the CPU."""
+    device = batches.images.device
+    model.eval()
+    out = []
+    for x, _ in batches:
+        with autocast_for(device):
+            out.append(model(x).argmax(1).cpu())
+    return torch.cat(out)
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, epoch: int,
+                    history: History, config: TrainConfig) -> None:
+    """A plain dict of state dicts and plain data, loadable with weights_only=True."""
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+             "history": history.to_dict(), "train_config": asdict(config),
+             "model_config": asdict(model.config) if hasattr(model, "config") else {}}
+    _atomic_write(Path(path), lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read a checkpoint written by `fit` (state dicts and plain data only)."""
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD with momentum; weight decay on every parameter, as in the paper."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
+
+
+def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | os.PathLike |
+        None = None, resume: bool = False, device: str | torch.device | None = None,
+        on_step: Callable[[int, float], None] | None = None, progress: bool = True,
+        evaluate_test: bool = True, provenance: dict | None = None) -> History:
+    """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
+
+    With `out_dir`, a checkpoint and the history are written after every epoch,
+    and `resume=True` continues from the checkpoint there exactly as if the
+    run had not stopped. The stop button (KeyboardInterrupt) ends training
+    cleanly: the history so far is returned and the model is left as it is.
+    """
+    device = pick_device(str(device) if device is not None else None)
+    model.to(device=device, memory_format=torch.channels_last)
+    train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
+    val = Batches(data.val, 512, device=device) if data.val is not None else None
+    test = Batches(data.test, 512, device=device) if evaluate_test else None
+    optimizer = make_optimizer(model, cfg)
+    total_steps = cfg.epochs * len(train)
+    history = History(model=asdict(model.config) if hasattr(model, "config") else {},
+                      config=asdict(cfg), steps_per_epoch=len(train), total_steps=total_steps,
+                      provenance=dict(provenance or {}))
+    out = Path(out_dir) if out_dir is not None else None
+    start_epoch = 0
+    if resume:
+        if out is None:
+            raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
+        if (out / CHECKPOINT).exists():
+            start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device)
+            print(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
+        else:
+            print(f"no checkpoint in {out.name}/ yet: starting from the beginning")
+
+    history.status = "running"
+    epoch = start_epoch
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            train.set_epoch(epoch)
+            first = epoch * len(train)
+            stats = train_one_epoch(model, train, optimizer, lambda s: lr_at(s, total_steps, cfg),
+                                    first, label_smoothing=cfg.label_smoothing, on_step=on_step,
+                                    progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),
+                      "train_loss": stats["loss"], "train_acc": stats["acc"]}
+            if val is not None:
+                v = evaluate(model, val)
+                record.update(val_loss=v["loss"], val_acc=v["acc"])
+            if test is not None:
+                t = evaluate(model, test)
+                record.update(test_loss=t["loss"], test_acc=t["acc"])
+            record["seconds"] = time.perf_counter() - t0
+            history.step_loss.extend(stats["step_loss"])
+            history.epochs.append(record)
+            history.wall_time += record["seconds"]
+            if out is not None:
+                save_checkpoint(out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg)
+                history.save(out / HISTORY)
+        history.status = "completed"
+    except KeyboardInterrupt:
+        history.status = "interrupted"
+        history.message = (f"stopped during epoch {epoch + 1}; the history holds "
+                           f"{len(history.epochs)} finished epoch(s)"
+                           + (f"; resume=True continues from the checkpoint in {out.name}/"
+                              if out is not None and history.epochs else ""))
+        print(history.message)
+    except FloatingPointError as e:
+        history.status = "diverged"
+        history.message = (f"training diverged: {e} in epoch {epoch + 1}. Try a lower learning "
+                           f"rate (e.g. lr={cfg.lr / 10:g})"
+                           + (f"; the last good epoch is saved in {out.name}/"
+                              if out is not None and history.epochs else "."))
+        if out is not None:
+            history.save(out / HISTORY)
+        raise TrainingDiverged(history.message, history) from None
+    if out is not None:
+        history.save(out / HISTORY)
+    return history
+
+
+def _restore(path: Path, model: nn.Module, optimizer, cfg: TrainConfig,
+             device: torch.device) -> tuple[int, History]:
+    state = load_checkpoint(path, map_location=device)
+    if state["train_config"] != asdict(cfg):
+        raise ValueError(f"the checkpoint in {path.parent.name}/ was made with different "
+                         f"training settings ({state['train_config']}); resume with the same "
+                         "settings, or use a new output folder")
+    if hasattr(model, "config") and state["model_config"] != asdict(model.config):
+        raise ValueError(f"the checkpoint in {path.parent.name}/ is for "
+                         f"{state['model_config']}, not this model")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return state["epoch"], History.from_dict(state["history"])

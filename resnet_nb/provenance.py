@@ -37,8 +37,8 @@ def git_commit() -> str:
 def versions() -> dict:
     import torchvision
     from . import __version__
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "resnet_nb": __version__}
+    return {"python": platform.python_version(), "torch": str(torch.__version__),
+            "torchvision": str(torchvision.__version__), "resnet_nb": __version__}
 
 
 def provenance(device: torch.device | str, **extra) -> dict:

@@ -158,6 +158,11 @@ class History:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
+def _plain(d: dict) -> dict:
+    """The same data as JSON gives it back (tuples become lists)."""
+    return json.loads(json.dumps(d))
+
+
 def _atomic_write(path: Path, write: Callable) -> None:
     """Write to a temporary file, then rename: an interrupt never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -220,9 +225,9 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
                 raise FloatingPointError(f"the loss became {float(losses[at - first_step])} at "
                                          f"step {at} (lr {lr_schedule(at):.3g})")
             if step % 25 == 0:
-                bar.set_postfix(loss=f"{float(loss):.3f}", lr=f"{lr:.3g}", refresh=False)
+                bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}", refresh=False)
         if on_step is not None:
-            on_step(step, float(loss))
+            on_step(step, loss.item())
     bad = _first_bad(losses)
     if bad is not None:
         at = first_step + bad
@@ -264,7 +269,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, epoch:
                     history: History, config: TrainConfig) -> None:
     """A plain dict of state dicts and plain data, loadable with weights_only=True."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-             "history": history.to_dict(), "train_config": asdict(config),
+             "history": _plain(history.to_dict()), "train_config": asdict(config),
              "model_config": asdict(model.config) if hasattr(model, "config") else {}}
     _atomic_write(Path(path), lambda f: torch.save(state, f))
 
@@ -298,8 +303,8 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     test = Batches(data.test, 512, device=device) if evaluate_test else None
     optimizer = make_optimizer(model, cfg)
     total_steps = cfg.epochs * len(train)
-    history = History(model=asdict(model.config) if hasattr(model, "config") else {},
-                      config=asdict(cfg), steps_per_epoch=len(train), total_steps=total_steps,
+    history = History(model=_plain(asdict(model.config)) if hasattr(model, "config") else {},
+                      config=_plain(asdict(cfg)), steps_per_epoch=len(train), total_steps=total_steps,
                       provenance=dict(provenance or {}))
     out = Path(out_dir) if out_dir is not None else None
     start_epoch = 0

@@ -1,0 +1,115 @@
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from resnet_nb.cli import main
+from resnet_nb.profiles import PROFILES, get_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "resnet_nb", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--depth", "21"], "depth must be 6n+2 (8, 14, 20, 26, 32, 44, 56, 110, ...), got 21"),
+    (["train", "--shortcut", "D"], "invalid choice: 'D'"),
+    (["train", "--recipe", "adam"], "invalid choice: 'adam'"),
+    (["train", "--epochs", "0", "--data", "synthetic"], "epochs must be a positive integer"),
+    (["train", "--data", "/nowhere/cifar"], "no CIFAR-10 copy at"),
+    (["train", "--train-size", "-5"], "expected a positive number or 'all'"),
+    (["fly"], "invalid choice: 'fly'"),
+])
+def test_bad_arguments_give_one_line_and_nonzero_exit(args, needle, tmp_path):
+    r = run_cli(*args, "--out", str(tmp_path / "run")) if args[0] == "train" else run_cli(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_train_writes_history_with_provenance_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--depth", "8", "--data", "synthetic", "--epochs", "1", "--profile",
+            "smoke", "--out", str(out)]
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"test accuracy 0\.\d{4}", r.stdout)
+    h = json.loads((out / "history.json").read_text())
+    assert h["status"] == "completed" and h["model"]["depth"] == 8
+    prov = h["provenance"]
+    assert {"device", "git_commit", "versions", "date", "profile", "data_source"} <= set(prov)
+    assert prov["versions"]["torch"]
+    # A second run into the same folder must not overwrite it ...
+    r2 = run_cli(*args)
+    assert r2.returncode == 2 and "--resume" in r2.stderr
+    # ... and --resume on a finished run has nothing left to do.
+    r3 = run_cli(*args, "--resume")
+    assert r3.returncode == 0 and "resuming from epoch 1" in r3.stdout
+
+
+def test_info_names_versions_device_profile_and_data(monkeypatch, capsys):
+    monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
+    monkeypatch.setenv("RESNET_NB_DATA", "synthetic")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for word in ("torch", "torchvision", "device", "profile", "'smoke'", "data", "synthetic"):
+        assert word in out
+
+
+def test_profiles(monkeypatch):
+    monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    monkeypatch.setenv("RESNET_NB_PROFILE", "laptop")
+    with pytest.raises(ValueError, match="smoke, cpu, gpu"):
+        get_profile()
+    monkeypatch.delenv("RESNET_NB_PROFILE")
+    import torch
+    assert get_profile().name == ("gpu" if torch.cuda.is_available() else "cpu")
+    assert PROFILES["smoke"].train_size < PROFILES["cpu"].train_size
+    assert PROFILES["gpu"].train_size is None
+
+
+def _norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# conda-forge names of the PyPI packages, where they differ.
+CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
+
+
+def test_pyproject_and_environment_yml_agree():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_deps = project["dependencies"] + project["optional-dependencies"]["dev"]
+    wanted = {}
+    for dep in pip_deps:
+        m = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", dep)
+        wanted[_norm(CONDA_NAMES.get(m.group(1), m.group(1)))] = m.group(2).replace(" ", "")
+    env = {}
+    text = (ROOT / "environment.yml").read_text()
+    for line in text.split("dependencies:", 1)[1].splitlines():
+        m = re.match(r"\s+- ([A-Za-z0-9_.-]+)([<>=!~].*)?$", line)
+        if m:
+            env[_norm(m.group(1))] = (m.group(2) or "").strip()
+    missing = sorted(set(wanted) - set(env))
+    assert not missing, f"in pyproject.toml but not in environment.yml: {missing}"
+    differ = {k: (wanted[k], env[k]) for k in wanted if wanted[k] != env[k]}
+    assert not differ, f"version ranges differ (pyproject, environment.yml): {differ}"
+    extra = sorted(set(env) - set(wanted) - {"python", "pip"})
+    assert not extra, f"in environment.yml but not in pyproject.toml: {extra}"
+
+
+def test_importing_does_no_work(tmp_path):
+    code = ("import os, torch, resnet_nb; "
+            "assert not torch.cuda.is_initialized(), 'import probed the GPU'; "
+            "assert not os.path.exists(os.environ['RESNET_NB_CACHE']), 'import wrote the cache'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**__import__("os").environ, "RESNET_NB_CACHE": str(tmp_path / "c")})
+    assert r.returncode == 0, r.stderr

@@ -1,0 +1,153 @@
+import json
+
+import pytest
+import torch
+
+from resnet_nb import (History, TrainingDiverged, cifar_resnet, fit, load_checkpoint,
+                       make_synthetic, recipe)
+from resnet_nb.data import Batches
+from resnet_nb.train import lr_at, make_optimizer, train_one_epoch
+
+
+@pytest.fixture
+def tiny():
+    return make_synthetic(256, 64)
+
+
+def test_one_batch_can_be_overfitted():
+    data = make_synthetic(32, 10)
+    torch.manual_seed(0)
+    model = cifar_resnet(8)
+    cfg = recipe("paper", lr=0.05, weight_decay=0.0, epochs=1, batch_size=32)
+    opt = make_optimizer(model, cfg)
+    batches = Batches(data.train, 32, train=False)   # no augmentation: the same batch each time
+    for _ in range(60):
+        stats = train_one_epoch(model, batches, opt, lambda s: cfg.lr, progress=False)
+    assert stats["acc"] == 1.0 and stats["loss"] < 0.05
+
+
+def test_paper_recipe_schedule():
+    cfg = recipe("paper")
+    assert (cfg.batch_size, cfg.momentum, cfg.weight_decay, cfg.lr) == (128, 0.9, 1e-4, 0.1)
+    total = 64_000
+    assert lr_at(0, total, cfg) == 0.1
+    assert lr_at(31_999, total, cfg) == 0.1
+    assert lr_at(32_000, total, cfg) == pytest.approx(0.01)
+    assert lr_at(48_000, total, cfg) == pytest.approx(0.001)
+    # 182 epochs of 45k images in batches of 128 are the paper's 64k iterations.
+    assert cfg.epochs * (45_000 // 128) == pytest.approx(64_000, rel=0.002)
+    warm = recipe("paper", warmup_steps=400)
+    assert lr_at(399, total, warm) == pytest.approx(0.01) and lr_at(400, total, warm) == 0.1
+
+
+def test_fast_recipe_schedule_rises_then_falls_to_zero():
+    cfg = recipe("fast")
+    lrs = [lr_at(s, 1000, cfg) for s in range(1000)]
+    peak = max(lrs)
+    assert peak == pytest.approx(cfg.lr, rel=0.01) and lrs.index(peak) == pytest.approx(200, abs=1)
+    assert lrs[0] == pytest.approx(cfg.lr / 10) and lrs[-1] < cfg.lr / 100
+
+
+def test_bad_recipe_values():
+    with pytest.raises(ValueError, match="recipe must be one of 'paper', 'fast'"):
+        recipe("adam")
+    with pytest.raises(ValueError, match="lr must be a positive"):
+        recipe("fast", lr=-1)
+    with pytest.raises(ValueError, match="epochs"):
+        recipe("fast", epochs=0)
+
+
+def test_fit_history_is_plain_json(tiny, tmp_path):
+    torch.manual_seed(0)
+    model = cifar_resnet(8)
+    h = fit(model, tiny.split_validation(64), recipe("fast", epochs=2, batch_size=64),
+            out_dir=tmp_path, device="cpu", progress=False, provenance={"seed": 0})
+    assert h.status == "completed" and len(h.epochs) == 2
+    assert len(h.step_loss) == h.total_steps == 2 * 3
+    assert {"train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr",
+            "seconds"} <= set(h.epochs[0])
+    again = History.load(tmp_path / "history.json")
+    assert again == h and json.loads(json.dumps(h.to_dict())) == h.to_dict()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+    fresh = cifar_resnet(8)
+    fresh.load_state_dict(state["model"])
+
+
+def test_seeded_cpu_runs_are_reproducible(tiny):
+    results = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = cifar_resnet(8)
+        h = fit(model, tiny, recipe("fast", epochs=1, batch_size=64, seed=5), device="cpu",
+                progress=False)
+        results.append((h.step_loss, [p.detach().clone() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+
+
+def test_resume_equals_an_uninterrupted_run(tiny, tmp_path):
+    cfg = recipe("fast", epochs=2, batch_size=64, seed=2)
+    torch.manual_seed(0)
+    straight = cifar_resnet(8)
+    h_straight = fit(straight, tiny, cfg, out_dir=tmp_path / "a", device="cpu", progress=False)
+
+    torch.manual_seed(0)
+    stopped = cifar_resnet(8)
+
+    def stop_in_epoch_2(step, loss):
+        if step == 6:   # 4 steps per epoch: this is the middle of epoch 2
+            raise KeyboardInterrupt
+    h_stopped = fit(stopped, tiny, cfg, out_dir=tmp_path / "b", device="cpu", progress=False,
+                    on_step=stop_in_epoch_2)
+    assert h_stopped.status == "interrupted" and len(h_stopped.epochs) == 1
+    assert "resume=True" in h_stopped.message
+
+    torch.manual_seed(123)   # a new session: the weights come from the checkpoint
+    resumed = cifar_resnet(8)
+    h_resumed = fit(resumed, tiny, cfg, out_dir=tmp_path / "b", resume=True, device="cpu",
+                    progress=False)
+    assert h_resumed.status == "completed" and len(h_resumed.epochs) == 2
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert h_resumed.step_loss == h_straight.step_loss
+
+
+def test_resume_with_other_settings_is_refused(tiny, tmp_path):
+    fit(cifar_resnet(8), tiny, recipe("fast", epochs=1, batch_size=64), out_dir=tmp_path,
+        device="cpu", progress=False)
+    with pytest.raises(ValueError, match="different training settings"):
+        fit(cifar_resnet(8), tiny, recipe("fast", epochs=1, batch_size=64, lr=0.05),
+            out_dir=tmp_path, resume=True, device="cpu", progress=False)
+
+
+def test_stop_button_returns_history_and_model(tiny):
+    model = cifar_resnet(8)
+
+    def stop(step, loss):
+        if step == 3:
+            raise KeyboardInterrupt
+    h = fit(model, tiny, recipe("fast", epochs=3, batch_size=64), device="cpu",
+            progress=False, on_step=stop)
+    assert h.status == "interrupted" and h.epochs == [] and "epoch 1" in h.message
+
+
+def test_diverging_learning_rate_is_named(tiny, tmp_path):
+    torch.manual_seed(0)
+    model = cifar_resnet(8)
+    with pytest.raises(TrainingDiverged) as info:
+        fit(model, tiny, recipe("paper", lr=1e6, epochs=3, batch_size=64), out_dir=tmp_path,
+            device="cpu", progress=False)
+    message = str(info.value)
+    assert "at step" in message and "lower learning rate" in message
+    assert info.value.history.status == "diverged"
+    assert History.load(tmp_path / "history.json").status == "diverged"
+
+
+def test_checkpoint_holds_only_plain_data(tiny, tmp_path):
+    fit(cifar_resnet(8), tiny, recipe("paper", epochs=1, batch_size=64), out_dir=tmp_path,
+        device="cpu", progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert set(state) == {"model", "optimizer", "epoch", "history", "train_config",
+                          "model_config"}
+    assert state["model_config"]["depth"] == 8

@@ -201,7 +201,8 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
     model.train()
     losses, correct, seen = [], torch.zeros((), device=device), 0
     step = first_step
-    bar = _progress(batches, desc=desc, leave=False, disable=not progress or None)
+    # Pass `disable` only to switch the bar off: otherwise TQDM_DISABLE=1 decides.
+    bar = _progress(batches, desc=desc, leave=False, **({} if progress else {"disable": True}))
     for x, y in bar:
         lr = lr_schedule(step)
         for group in optimizer.param_groups:

@@ -1,0 +1,117 @@
+"""Measurements of a network: signal and gradient per block, lesions.
+
+Probes never change the model they measure: they work on a copy, or restore
+every switch they touch.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Batches
+from .models import CifarResNet
+from .train import evaluate
+
+
+@dataclass(frozen=True)
+class SignalProfile:
+    """Per block, in the order the signal passes: how big the forward signal and the gradient are.
+
+    activation_rms[i]  root-mean-square of block i's output x_{i+1}
+    grad_norm[i]       ||dL/dx_{i+1}||, the gradient of the loss w.r.t. block i's output,
+                       per image (the batch mean of per-image norms)
+    weight_grad_norm[i]  ||dL/dW|| over the block's weights (its convolutions and BNs)
+    """
+
+    model_name: str
+    stages: tuple[int, ...]            # the stage (1, 2, 3) of each block
+    activation_rms: tuple[float, ...]
+    grad_norm: tuple[float, ...]
+    weight_grad_norm: tuple[float, ...]
+    loss: float
+
+    @property
+    def depth_index(self) -> tuple[int, ...]:
+        return tuple(range(1, len(self.stages) + 1))
+
+    @property
+    def grad_ratio(self) -> float:
+        """Gradient norm at the first block over that at the last: >> 1 or << 1 is trouble."""
+        return self.grad_norm[0] / self.grad_norm[-1]
+
+
+def signal_profile(model: CifarResNet, images: torch.Tensor, labels: torch.Tensor
+                   ) -> SignalProfile:
+    """Forward and backward one batch through a copy of `model` in training mode.
+
+    images: (N, 3, 32, 32) float, normalised; labels: (N,) int64. Training mode
+    means BN uses the batch's statistics, as it does in the first training step.
+    The model itself (weights, BN running statistics) is left untouched.
+    """
+    probe = copy.deepcopy(model).train()
+    device = next(probe.parameters()).device
+    images, labels = images.to(device), labels.to(device)
+    blocks = probe.blocks
+    outputs: list[torch.Tensor] = []
+
+    def keep(_module, _inputs, out):
+        out.retain_grad()
+        outputs.append(out)
+    hooks = [b.register_forward_hook(keep) for b in blocks]
+    try:
+        loss = F.cross_entropy(probe(images), labels)
+        probe.zero_grad(set_to_none=True)
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    n = len(images)
+    rms = tuple(float(o.detach().float().pow(2).mean().sqrt()) for o in outputs)
+    # The loss is a batch mean, so scale back to a per-image gradient before taking norms.
+    grads = tuple(float((o.grad.float() * n).flatten(1).norm(dim=1).mean()) for o in outputs)
+    wgrads = tuple(float(torch.sqrt(sum(p.grad.float().pow(2).sum() for p in b.parameters()
+                                        if p.grad is not None))) for b in blocks)
+    stages = tuple(s for s, stage in enumerate((probe.stage1, probe.stage2, probe.stage3), 1)
+                   for _ in stage)
+    return SignalProfile(model.name, stages, rms, grads, wgrads, loss.item())
+
+
+@dataclass(frozen=True)
+class LesionResult:
+    """Test accuracy with each single block removed (Veit et al. 2016, Fig. 3)."""
+
+    model_name: str
+    baseline_acc: float
+    lesioned_acc: tuple[float, ...]     # lesioned_acc[i]: accuracy without block i
+    downsampling: tuple[bool, ...]      # True where the block changes the shape
+
+    @property
+    def drop(self) -> tuple[float, ...]:
+        return tuple(self.baseline_acc - a for a in self.lesioned_acc)
+
+
+def lesion_study(model: CifarResNet, batches: Batches, progress: bool = False) -> LesionResult:
+    """Evaluate `model` on `batches` with each block lesioned in turn (F(x) = 0 there)."""
+    blocks = model.blocks
+    before = [b.enabled for b in blocks]
+    baseline = evaluate(model, batches)["acc"]
+    accs = []
+    indices = range(len(blocks))
+    if progress:
+        from tqdm.auto import tqdm
+        indices = tqdm(indices, desc="lesions", leave=False)
+    try:
+        for i in indices:
+            for j, b in enumerate(blocks):
+                b.enabled = before[j] and j != i
+            accs.append(evaluate(model, batches)["acc"])
+    finally:
+        for b, on in zip(blocks, before):
+            b.enabled = on
+    down = tuple(b.conv1.stride[0] != 1 or b.conv1.in_channels != b.conv1.out_channels
+                 for b in blocks)
+    return LesionResult(model.name, baseline, tuple(accs), down)

@@ -415,19 +415,23 @@ def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> t
 
     One gather does both: row i of output image b reads row dy[b] + i of the
     padded image, and column j reads dx[b] + j (or dx[b] + W-1-j when flipped).
-    Shapes and dtype are kept: (N, C, H, W) -> (N, C, H, W).
+    Shapes and dtype are kept: (N, C, H, W) -> (N, C, H, W). The random numbers
+    come from `generator`, on the generator's device (keep it on the images'
+    device: on a GPU that avoids a host-to-device copy, and a wait, per batch).
     """
     n, c, h, w = images.shape
-    padded = F.pad(images, (pad, pad, pad, pad))                      # (N, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator)
-    flip = torch.rand(n, 1, generator=generator) < 0.5
-    cols = torch.where(flip, torch.arange(w - 1, -1, -1), torch.arange(w)) + dx   # (N, W)
-    rows = torch.arange(h) + dy                                                     # (N, H)
     dev = images.device
+    padded = F.pad(images, (pad, pad, pad, pad))                      # (N, C, H+2p, W+2p)
+    dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=generator.device)
+    dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=generator.device)
+    flip = torch.rand(n, 1, generator=generator, device=generator.device) < 0.5
+    dy, dx, flip = dy.to(dev), dx.to(dev), flip.to(dev)
+    cols = torch.where(flip, torch.arange(w - 1, -1, -1, device=dev),
+                       torch.arange(w, device=dev)) + dx                # (N, W)
+    rows = torch.arange(h, device=dev) + dy                              # (N, H)
     b = torch.arange(n, device=dev).view(n, 1, 1, 1)
     ch = torch.arange(c, device=dev).view(1, c, 1, 1)
-    return padded[b, ch, rows.to(dev).view(n, 1, h, 1), cols.to(dev).view(n, 1, 1, w)]
+    return padded[b, ch, rows.view(n, 1, h, 1), cols.view(n, 1, 1, w)]
 
 
 class Batches:
@@ -448,6 +452,10 @@ class Batches:
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.memory_format = memory_format
         self.epoch = 0
+        # x_norm = x_uint8 * scale + shift, per channel; kept on the device (no copy per batch).
+        std = torch.tensor(STD, device=self.images.device).view(1, 3, 1, 1)
+        mean = torch.tensor(MEAN, device=self.images.device).view(1, 3, 1, 1)
+        self._scale, self._shift = 1 / (255 * std), -mean / std
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -459,14 +467,15 @@ class Batches:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.labels)
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(n, generator=g) if self.train else torch.arange(n)
-        order = order.to(self.images.device)
+        n, device = len(self.labels), self.images.device
+        # The generator lives on the images' device; CPU runs are bit-for-bit reproducible.
+        g = torch.Generator(device=device).manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(n, generator=g, device=device) if self.train else \
+            torch.arange(n, device=device)
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx]
             if self.train:
                 x = augment(x, g)
-            x = normalize(x).contiguous(memory_format=self.memory_format)
+            x = (x.float() * self._scale + self._shift).contiguous(memory_format=self.memory_format)
             yield x, self.labels[idx]

@@ -100,6 +100,10 @@ def _train(args) -> int:
                  else profile.batch_size}
     if args.lr is not None:
         overrides["lr"] = args.lr
+    if args.recipe == "paper" and args.depth >= 110:
+        # He et al. 2015, sec. 4.2: for ResNet-110, lr 0.01 until training error < 80%
+        # ("about 400 iterations"), then back to 0.1.
+        overrides["warmup_steps"] = 400
     cfg = recipe(args.recipe, **overrides)
     seed_everything(args.seed)
     model = cifar_resnet(args.depth, args.shortcut, preact=args.preact)

@@ -55,6 +55,15 @@ def test_train_writes_history_with_provenance_and_resumes(tmp_path):
     assert r3.returncode == 0 and "resuming from epoch 1" in r3.stdout
 
 
+def test_paper_recipe_warms_up_resnet_110(tmp_path):
+    r = run_cli("train", "--depth", "110", "--recipe", "paper", "--data", "synthetic",
+                "--epochs", "1", "--profile", "smoke", "--train-size", "64", "--out",
+                str(tmp_path / "r"))
+    assert r.returncode == 0, r.stderr
+    h = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert h["config"]["warmup_steps"] == 400 and h["epochs"][0]["lr"] == pytest.approx(0.01)
+
+
 def test_info_names_versions_device_profile_and_data(monkeypatch, capsys):
     monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
     monkeypatch.setenv("RESNET_NB_DATA", "synthetic")

@@ -115,3 +115,40 @@ def lesion_study(model: CifarResNet, batches: Batches, progress: bool = False) -
     down = tuple(b.conv1.stride[0] != 1 or b.conv1.in_channels != b.conv1.out_channels
                  for b in blocks)
     return LesionResult(model.name, baseline, tuple(accs), down)
+
+
+class TrainingErrorProbe:
+    """An `on_step` callback for `fit`: the training error, measured every `every` steps.
+
+    He et al. (2015, Figs. 1 and 6) plot training error against iterations. Here it
+    is the error on a fixed set of training images (no augmentation, eval mode, so
+    BN uses its running statistics), measured after steps every, 2*every, ... and
+    after the last one. Measuring does not change training: no gradients, no
+    random numbers drawn, and the model goes back to training mode.
+
+        probe = TrainingErrorProbe(model, data.train.take(torch.arange(1000)), every=20)
+        fit(model, data, cfg, on_step=probe)
+        probe.steps, probe.errors          # x and y of the curve (errors as fractions)
+    """
+
+    def __init__(self, model: nn.Module, images: "ImageSet", every: int, *,
+                 total_steps: int | None = None, batch_size: int = 500):
+        if every <= 0:
+            raise ValueError(f"every must be a positive number of steps, got {every}")
+        self.model, self.images, self.every = model, images, every
+        self.total_steps, self.batch_size = total_steps, batch_size
+        self.steps: list[int] = []
+        self.errors: list[float] = []
+        self._batches: Batches | None = None
+
+    def __call__(self, step: int, loss: float) -> None:
+        if step % self.every and step != self.total_steps:
+            return
+        if self._batches is None:   # created on first use, on the device fit moved the model to
+            device = next(self.model.parameters()).device
+            self._batches = Batches(self.images, self.batch_size, device=device)
+        was_training = self.model.training
+        acc = evaluate(self.model, self._batches)["acc"]
+        self.model.train(was_training)
+        self.steps.append(step)
+        self.errors.append(1.0 - acc)

@@ -1,0 +1,155 @@
+"""Is this machine ready for the course? Versions, device, profile and data, with advice.
+
+    checks = check_environment()      # a list of Check(name, status, value, advice)
+    print(format_checks(checks))      # one line each; advice under anything that is not ok
+
+Nothing here downloads or loads data: the data check only looks at what
+`load_cifar10()` would use (RESNET_NB_DATA, or torchvision's download) and
+whether a copy is already on disk.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+
+OK, WARNING, PROBLEM = "ok", "warning", "problem"
+
+# The oldest versions the course is tested against (pyproject.toml's ranges).
+MINIMUM = {"torch": "2.2", "torchvision": "0.17", "matplotlib": "3.5", "ipywidgets": "7.7",
+           "tqdm": "4.66", "numpy": "1.21"}
+EXAMPLE_DATA = "export RESNET_NB_DATA=/path/to/cifar-10-batches-py   (or a .tar.gz of it)"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the environment report."""
+
+    name: str
+    status: str          # "ok", "warning" (works, but read the advice) or "problem"
+    value: str
+    advice: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    parts = []
+    for piece in text.split("+")[0].split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+        if not piece.isdigit():   # "0rc1": stop after the number
+            break
+    return tuple(parts)
+
+
+def check_package(name: str, minimum: str | None = None) -> Check:
+    """Is `name` installed (and at least `minimum`)?"""
+    minimum = minimum or MINIMUM.get(name)
+    try:
+        version = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return Check(name, PROBLEM, "not installed",
+                     f"install the course with its dependencies: pip install -e \".[dev]\" "
+                     f"(or pip install {name})")
+    if minimum and _version_tuple(version) < _version_tuple(minimum):
+        return Check(name, PROBLEM, version, f"the course needs {name} >= {minimum}: "
+                     f"pip install -U \"{name}>={minimum}\"")
+    return Check(name, OK, version)
+
+
+def check_python() -> Check:
+    version = platform.python_version()
+    if sys.version_info < (3, 9):
+        return Check("python", PROBLEM, version, "the course needs Python 3.9 or newer")
+    return Check("python", OK, version)
+
+
+def check_device(profile_name: str | None = None) -> Check:
+    """The device training will use, and whether it suits the profile."""
+    import torch
+    from .provenance import device_name
+    from .train import pick_device
+    device = pick_device()
+    value = device_name(device)
+    if device.type == "cpu" and profile_name == "gpu":
+        return Check("device", WARNING, value,
+                     "the 'gpu' profile trains on all 50,000 images for 30 epochs: hours on a "
+                     "CPU. Set RESNET_NB_PROFILE=cpu, or use a GPU (in Colab: Runtime > Change "
+                     "runtime type > GPU)")
+    if device.type == "cpu":
+        return Check("device", OK, value + " (no GPU: the cpu profile keeps every cell short)")
+    return Check("device", OK, value)
+
+
+def check_profile() -> Check:
+    from .profiles import PROFILE_NAMES, get_profile
+    try:
+        profile = get_profile()
+    except ValueError as e:
+        return Check("profile", PROBLEM, os.environ.get("RESNET_NB_PROFILE", ""),
+                     f"{e}. Unset it, or set e.g. RESNET_NB_PROFILE=cpu")
+    how = ("from RESNET_NB_PROFILE" if os.environ.get("RESNET_NB_PROFILE")
+           else "the default for this machine; set RESNET_NB_PROFILE to change it")
+    return Check("profile", OK, f"{profile} ({how})")
+
+
+def check_data(source: str | os.PathLike | None = None) -> Check:
+    """Which CIFAR-10 source `load_cifar10(source)` will use, and whether it is there."""
+    from .data import DataError, default_cache_dir, describe_source
+    env = os.environ.get("RESNET_NB_DATA")
+    spec = os.fspath(source) if source is not None else env
+    try:
+        described = describe_source(source)
+    except DataError as e:
+        return Check("data", PROBLEM, spec or "", str(e))
+    if spec == "synthetic":
+        return Check("data", WARNING, described,
+                     "synthetic images are random patterns, not CIFAR-10: fine for tests, "
+                     "meaningless for the course. Unset RESNET_NB_DATA or point it at CIFAR-10")
+    if spec:   # a path
+        if "MISSING" in described:
+            return Check("data", PROBLEM, described.split(" (MISSING")[0] + " does not exist",
+                         f"RESNET_NB_DATA names no file or folder. Point it at a CIFAR-10 copy, "
+                         f"e.g. {EXAMPLE_DATA}, or unset it to download with torchvision")
+        return Check("data", OK, described)
+    downloaded = default_cache_dir() / "torchvision" / "cifar-10-batches-py"
+    if downloaded.is_dir():
+        return Check("data", OK, "torchvision (already downloaded to the cache)")
+    return Check("data", WARNING, "torchvision (will download about 170 MB on first use)",
+                 f"this needs the internet. Offline, point RESNET_NB_DATA at a local copy "
+                 f"before starting Jupyter, or in the first cell with os.environ: "
+                 f"{EXAMPLE_DATA}")
+
+
+def check_environment(source: str | os.PathLike | None = None) -> list[Check]:
+    """Every check, in the order a student fixes them: Python, packages, device, profile, data."""
+    from .profiles import get_profile
+    checks = [check_python()] + [check_package(name) for name in
+                                 ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets",
+                                  "tqdm")]
+    try:
+        profile_name = get_profile().name
+    except ValueError:
+        profile_name = None
+    checks += [check_device(profile_name), check_profile(), check_data(source)]
+    return checks
+
+
+def format_checks(checks: list[Check]) -> str:
+    """A short report: one line per check, the advice indented below what needs attention."""
+    mark = {OK: "ok     ", WARNING: "WARNING", PROBLEM: "PROBLEM"}
+    lines = []
+    for c in checks:
+        lines.append(f"{mark[c.status]}  {c.name:<12}{c.value}")
+        if c.advice:
+            lines.append(f"{'':>9}{'':<12}-> {c.advice}")
+    bad = [c.name for c in checks if c.status == PROBLEM]
+    lines.append("Ready." if not bad else f"Fix before going on: {', '.join(bad)}.")
+    return "\n".join(lines)

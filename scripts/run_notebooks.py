@@ -1,0 +1,165 @@
+"""Regenerate the committed outputs of the course notebooks.
+
+    RESNET_NB_DATA=path/to/cifar10 flock /tmp/resnet_nb_heavy.lock \\
+        .venv/bin/python scripts/run_notebooks.py [notebooks/01_degradation.ipynb ...] \\
+        [--profile cpu] [--timeout 1800]
+
+Each notebook (default: all of notebooks/NN_*.ipynb) is executed top to bottom, in a fresh
+kernel whose working folder is notebooks/, under the chosen profile (default cpu, what the
+committed outputs show) on the real CIFAR-10 copy named by RESNET_NB_DATA. Progress bars are
+switched off (TQDM_DISABLE=1) so that no widget is left in the saved file. A notebook is saved
+in place only when every cell ran without an error; widget state and widget views are
+stripped. The wall time of each notebook is printed and recorded, with the profile, the
+machine and the date, in notebooks/timings.json (entries of notebooks not run are kept).
+Exit status: 0 when every notebook ran, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+TIMINGS = NOTEBOOKS / "timings.json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def machine() -> str:
+    """A one-line description of the machine: CPU model and cores, or the GPU."""
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def strip_widgets(nb) -> int:
+    """Remove widget state from the metadata and widget outputs; return how many were removed.
+
+    A widget output without its saved state shows 'model not found' (or, as text, a tqdm
+    bar frozen at 0%), so the whole output goes; running the cell brings the widget back.
+    (tqdm.notebook ignores TQDM_DISABLE, so progress bars arrive here as widgets too.)
+    """
+    removed = int(nb.metadata.pop("widgets", None) is not None)
+    for cell in nb.cells:
+        outputs = cell.get("outputs", [])
+        keep = [out for out in outputs if WIDGET_VIEW not in out.get("data", {})]
+        removed += len(outputs) - len(keep)
+        if cell.cell_type == "code":
+            cell.outputs = keep
+        if cell.cell_type == "code":
+            # Keep the notebook's own cell metadata but drop per-run noise.
+            cell.metadata.pop("execution", None)
+    return removed
+
+
+def absolute_paths(nb) -> list[str]:
+    """Lines of output that show an absolute path of this machine (they must not be committed)."""
+    pattern = re.compile(r"(?<![\w.~])(/work\b|/root\b|/home/|/tmp/|/Users/)")
+    found = []
+    for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for out in cell.get("outputs", []):
+            texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items()
+                                               if k.startswith("text/") and isinstance(v, str)]
+            for text in texts:
+                found += [f"code cell {i + 1}: {line.strip()[:120]}" for line in text.splitlines()
+                          if pattern.search(line)]
+    return found
+
+
+def run(path: Path, profile: str, timeout: int) -> tuple[float, str | None]:
+    """Execute one notebook in place. Returns (seconds, None) or (seconds, error message)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                            record_timing=False,
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    t0 = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as e:
+        return time.perf_counter() - t0, str(e).strip().splitlines()[-1]
+    except Exception as e:  # a timeout, a dead kernel
+        return time.perf_counter() - t0, f"{type(e).__name__}: {e}"
+    seconds = time.perf_counter() - t0
+    strip_widgets(nb)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+    paths = absolute_paths(nb)
+    if paths:
+        return seconds, ("saved, but outputs show absolute paths of this machine:\n    "
+                         + "\n    ".join(paths))
+    return seconds, None
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("notebooks", nargs="*", type=Path,
+                   help="notebooks to run (default: every notebooks/NN_*.ipynb)")
+    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    p.add_argument("--timings", type=Path, default=TIMINGS,
+                   help="JSON file the wall times are recorded in")
+    args = p.parse_args(argv)
+
+    data = os.environ.get("RESNET_NB_DATA")
+    if not data or not Path(data).expanduser().exists():
+        p.error("RESNET_NB_DATA must name a CIFAR-10 copy (a torchvision folder, an image "
+                "folder or a .tar.gz of one): the committed outputs show the real data, e.g.\n"
+                "  export RESNET_NB_DATA=$PWD/../shared/data/cifar10-jpeg.tar.gz")
+    paths = [q.resolve() for q in args.notebooks] or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    missing = [str(q) for q in paths if not q.exists()]
+    if missing:
+        p.error(f"no such notebook: {', '.join(missing)}")
+
+    # The kernels inherit this environment.
+    os.environ["RESNET_NB_PROFILE"] = args.profile
+    os.environ["TQDM_DISABLE"] = "1"
+    os.environ.pop("MPLBACKEND", None)     # the kernel's inline backend draws the figures
+
+    timings = json.loads(args.timings.read_text()) if args.timings.exists() else {}
+    timings.setdefault("notebooks", {})
+    timings["note"] = ("wall time of a top-to-bottom run of each notebook "
+                       "(scripts/run_notebooks.py), per profile")
+    description = machine()
+    failed = 0
+    for path in paths:
+        print(f"{path.name} ({args.profile}) ...", flush=True)
+        seconds, error = run(path, args.profile, args.timeout)
+        print(f"  {seconds:7.1f} s  {'ok' if error is None else 'FAILED: ' + error}", flush=True)
+        if error is not None:
+            failed += 1
+        if error is None or error.startswith("saved"):
+            entry = timings["notebooks"].setdefault(path.name, {})
+            entry[args.profile] = {
+                "seconds": round(seconds, 1), "machine": description,
+                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    args.timings.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    total = sum(e[args.profile]["seconds"] for n, e in timings["notebooks"].items()
+                if args.profile in e and any(q.name == n for q in paths))
+    print(f"{len(paths) - failed} of {len(paths)} notebook(s) ran; {total:.0f} s in all; "
+          f"times in {args.timings.relative_to(ROOT) if args.timings.is_relative_to(ROOT) else args.timings}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,3 +52,138 @@ def check_path_count(path_count) -> str:
         _expect(total == 2 ** n, f"summed over k, path_count({n}, k) gives {total}, "
                                  f"not 2**{n} = {2 ** n}")
     return _passed("C(n, k) paths of length k; 2**n paths in all")
+
+
+# --- 03: building blocks -----------------------------------------------------------------
+
+def check_parameter_count(parameter_count) -> str:
+    """Exercise 03.1: parameter_count(depth) = trainable parameters of the option-A ResNet.
+
+    The answer is a formula (no model built): stem, 3 stages of (depth-2)/6 blocks,
+    the classifier. It must equal count_parameters(cifar_resnet(depth)) for every depth.
+    """
+    from .models import cifar_resnet, count_parameters
+    for depth in (8, 14, 20, 32, 44, 56, 110):
+        want = count_parameters(cifar_resnet(depth))
+        got = parameter_count(depth)
+        _expect(got == want,
+                f"parameter_count({depth}) returned {got!r}, but ResNet-{depth} has {want:,} "
+                "trainable parameters. Hint: count each 3x3 convolution (9 * C_in * C_out, no "
+                "bias), each BatchNorm (a scale and a shift per channel), and the fc layer "
+                "(weights and biases); the first block of stages 2 and 3 takes the narrower "
+                "input. Option A's shortcut has no parameters.")
+    return _passed("your formula matches ResNet-8 to ResNet-110; e.g. ResNet-20 has "
+                   f"{count_parameters(cifar_resnet(20)):,} parameters")
+
+
+def check_zero_pad(zero_pad) -> str:
+    """Exercise 03.2: zero_pad(x, out_channels, stride) = option A's shortcut, written by hand.
+
+    x: (N, C, H, W). Keep every `stride`-th pixel (starting at the first), keep the C
+    channels, then append out_channels - C channels of zeros.
+    """
+    import torch
+
+    from .blocks import ZeroPadShortcut
+    g = torch.Generator().manual_seed(0)
+    for shape, out_channels, stride in (((2, 16, 32, 32), 32, 2), ((1, 3, 5, 5), 7, 2),
+                                        ((2, 8, 6, 6), 8, 1), ((1, 32, 16, 16), 64, 2)):
+        x = torch.randn(*shape, generator=g)
+        want = ZeroPadShortcut(shape[1], out_channels, stride)(x)
+        got = zero_pad(x.clone(), out_channels, stride)
+        _expect(isinstance(got, torch.Tensor),
+                f"zero_pad returned {type(got).__name__}, not a tensor")
+        _expect(tuple(got.shape) == tuple(want.shape),
+                f"for x of shape {tuple(shape)}, out_channels={out_channels}, stride={stride} "
+                f"the result should have shape {tuple(want.shape)}, got {tuple(got.shape)}. "
+                "Hint: x[:, :, ::stride, ::stride] subsamples.")
+        c = shape[1]
+        _expect(torch.equal(got[:, :c], want[:, :c]),
+                f"the first {c} channels should be x itself, subsampled (every {stride}-th "
+                "row and column, starting at 0), without any other change. Hint: no "
+                "averaging, and the zeros go after the existing channels.")
+        _expect(not got[:, c:].any(), f"channels {c}..{out_channels - 1} should be zeros")
+    return _passed("subsampled input channels first, then zeros; no parameters")
+
+
+# --- 04: training on CIFAR-10 ------------------------------------------------------------
+
+def check_step_schedule(step_lr) -> str:
+    """Exercise 04.1: step_lr(step, total_steps, base_lr), the paper's schedule.
+
+    He et al. (2015, sec. 4.2): base_lr until half the run, base_lr/10 until three
+    quarters, then base_lr/100 (32k and 48k of 64k iterations).
+    """
+    from .train import lr_at, recipe
+    for total, base in ((64_000, 0.1), (1_000, 0.05), (7, 0.2)):
+        cfg = recipe("paper", lr=base)
+        for step in sorted({0, 1, total // 2 - 1, total // 2, 3 * total // 4 - 1,
+                            3 * total // 4, total - 1}):
+            want, got = lr_at(step, total, cfg), step_lr(step, total, base)
+            _expect(got is not None and abs(got - want) <= 1e-9 * base,
+                    f"step_lr({step}, {total}, {base}) returned {got!r}, expected {want:g}. "
+                    "Hint: compare step / total_steps with 1/2 and 3/4; divide by 10 at "
+                    "each milestone passed (step 32,000 of 64,000 already has the lower rate).")
+    return _passed("base rate, /10 at 1/2 of the run, /100 at 3/4")
+
+
+def check_accuracy(accuracy) -> str:
+    """Exercise 04.2: accuracy(model, batches) = the fraction of images classified right.
+
+    It must put the model in eval mode (BN's running statistics, not the batch's),
+    switch gradients off, and count over every batch, the last smaller one included.
+    """
+    import torch
+
+    from .data import Batches, make_synthetic
+    from .models import cifar_resnet
+    from .train import evaluate
+    data = make_synthetic(128, 50, seed=3)
+    torch.manual_seed(0)
+    model = cifar_resnet(8)
+    # A few training steps so that the running statistics differ from a fresh network's.
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    model.train()
+    for x, y in Batches(data.train, 64, train=True, seed=0):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.train()                                     # as it would be after training
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = Batches(data.test, 16)                  # 50 images: the last batch holds 2
+    got = accuracy(model, batches)
+    after = model.state_dict()
+    _expect(all(torch.equal(before[k], after[k]) for k in before),
+            "your function changed the model (its weights or BN running statistics). "
+            "Hint: call model.eval() before the forward passes; in train mode BatchNorm "
+            "updates its running statistics.")
+    want = evaluate(model, batches)["acc"]
+    _expect(got is not None and abs(float(got) - want) < 1e-6,
+            f"accuracy returned {got!r}, expected {want:.4f} (a fraction between 0 and 1). "
+            "Hint: sum (logits.argmax(1) == y) over all batches and divide by the number of "
+            "images, not by the number of batches.")
+    return _passed(f"{want:.1%} on the check's 50 images, in eval mode, model unchanged")
+
+
+def check_per_class_accuracy(per_class) -> str:
+    """Exercise 04.3: per_class(counts) -> accuracy within each true class (recall).
+
+    counts[i, j] = images of true class i predicted as j, as from
+    metrics.confusion_matrix. The answer is a list or tensor of length C.
+    """
+    import torch
+
+    from .metrics import per_class_accuracy
+    counts = torch.tensor([[8, 1, 1], [0, 5, 5], [2, 0, 18]])
+    want = per_class_accuracy(counts)
+    got = torch.as_tensor(per_class(counts.clone()), dtype=torch.float64).flatten()
+    _expect(got.shape == want.shape, f"expected {len(want)} values, one per class, got "
+                                     f"{got.numel()}")
+    _expect(torch.allclose(got, want),
+            f"per_class returned {got.tolist()}, expected {[round(v, 3) for v in want.tolist()]}. "
+            "Hint: the rows are the true classes; divide the diagonal by the row sums "
+            "(dividing by column sums gives the precision instead).")
+    return _passed("the diagonal over the row sums: of the images of class i, the share "
+                   "classified as i")
+

@@ -117,6 +117,66 @@ def lesion_study(model: CifarResNet, batches: Batches, progress: bool = False) -
     return LesionResult(model.name, baseline, tuple(accs), down)
 
 
+@dataclass(frozen=True)
+class BatchDependence:
+    """How much a network's output for one image depends on the other images in its batch.
+
+    In training mode BatchNorm normalises with the batch's own mean and
+    variance, so an image's logits change with its batch-mates; the smaller
+    the batch, the noisier those statistics.
+    """
+
+    batch_size: int
+    trials: int
+    images: int
+    changed: float        # share of images whose predicted class is not the same in every trial
+    vs_eval: float        # share of (image, trial) predictions that differ from eval mode's
+    spread: float         # RMS of (z_trial - z_mean) over RMS of z_mean: logit noise from the batch
+
+    def __str__(self) -> str:
+        return (f"batch {self.batch_size:>4}: prediction changes with the batch-mates for "
+                f"{self.changed:6.1%} of images (logit noise {self.spread:6.1%}); differs from eval "
+                f"mode in {self.vs_eval:6.1%}")
+
+
+@torch.no_grad()
+def batch_dependence(model: nn.Module, images: torch.Tensor, batch_size: int,
+                     trials: int = 4, seed: int = 0) -> BatchDependence:
+    """Run `images` through a copy of `model` in training mode, in random batches of `batch_size`.
+
+    images: (N, 3, 32, 32) float, normalised; N a multiple of batch_size is
+    simplest (a last, smaller batch is dropped). Each trial shuffles the images
+    into new batches; an image's prediction is compared across trials and with
+    eval mode (BN's running statistics, no dependence on the batch).
+    The model itself, BN running statistics included, is left untouched.
+    """
+    probe = copy.deepcopy(model)
+    device = next(probe.parameters()).device
+    images = images.to(device)
+    n = (len(images) // batch_size) * batch_size
+    if n == 0:
+        raise ValueError(f"need at least one batch of {batch_size} images, got {len(images)}")
+    images = images[:n]
+    z_eval = probe.eval()(images).float()                     # (n, classes)
+    probe.train()
+    g = torch.Generator().manual_seed(seed)
+    logits = []
+    for _ in range(trials):
+        order = torch.randperm(n, generator=g).to(device)
+        z = torch.empty_like(z_eval)
+        for i in range(0, n, batch_size):
+            idx = order[i:i + batch_size]
+            z[idx] = probe(images[idx]).float()
+        logits.append(z)
+    z = torch.stack(logits)                                    # (trials, n, classes)
+    preds = z.argmax(2)                                        # (trials, n)
+    changed = (preds != preds[0]).any(dim=0).float().mean()
+    vs_eval = (preds != z_eval.argmax(1)).float().mean()
+    z_mean = z.mean(0)
+    spread = (z - z_mean).pow(2).mean().sqrt() / z_mean.pow(2).mean().sqrt()
+    return BatchDependence(batch_size, trials, n, float(changed), float(vs_eval), float(spread))
+
+
 class TrainingErrorProbe:
     """An `on_step` callback for `fit`: the training error, measured every `every` steps.
 

@@ -27,6 +27,7 @@ class Profile:
     batch_size: int
     depths: tuple[int, ...]     # depths compared side by side (plain vs residual)
     probe_batch: int            # images in a batch used to measure a network at initialisation
+    bench_images: int = 1024    # images timed per setting when a notebook measures images/s
 
     def __str__(self) -> str:
         size = lambda n: "all" if n is None else f"{n:,}"
@@ -37,11 +38,11 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
-                     depths=(8, 14), probe_batch=16),
+                     depths=(8, 14), probe_batch=16, bench_images=64),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
-                   depths=(20, 56), probe_batch=64),
+                   depths=(20, 56), probe_batch=64, bench_images=1024),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
-                   depths=(20, 56), probe_batch=128),
+                   depths=(20, 56), probe_batch=128, bench_images=4096),
 }
 
 

@@ -113,3 +113,269 @@ def plot_curves(curves: Mapping[str, Sequence[float]], xlabel: str, ylabel: str,
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
+
+
+# --- 03: the architecture, drawn from the model itself ---------------------------------
+
+from dataclasses import dataclass as _dataclass  # noqa: E402  (used by the section below)
+
+@_dataclass(frozen=True)
+class BlockInfo:
+    """One residual block as the architecture figure draws it."""
+
+    stage: int                      # 1, 2 or 3
+    index: int                      # 1-based within its stage
+    in_shape: tuple[int, int, int]  # C x H x W entering the block
+    out_shape: tuple[int, int, int]
+    shortcut: str                   # "identity", "zero-pad", "projection", "none" or "off"
+    parameters: int
+
+
+def _shortcut_kind(block) -> str:
+    from .blocks import IdentityShortcut, NoShortcut, ProjectionShortcut, ZeroPadShortcut
+    if not block.use_shortcut:
+        return "off"
+    kinds = {IdentityShortcut: "identity", ZeroPadShortcut: "zero-pad",
+             ProjectionShortcut: "projection", NoShortcut: "none"}
+    return kinds.get(type(block.shortcut), type(block.shortcut).__name__)
+
+
+def architecture_blocks(model) -> list[BlockInfo]:
+    """Every block of a CifarResNet with its input/output shape and its kind of shortcut.
+
+    Shapes come from `models.summarize` (one image run through the model), so the
+    list is right for any depth, width and shortcut option, and it reflects the
+    shortcut switches (`set_shortcuts(False)` turns every shortcut into "off").
+    """
+    from .models import count_parameters, summarize
+    rows = {r.name: r.output_shape for r in summarize(model).rows}
+    stages = (model.stage1, model.stage2, model.stage3)
+    before = ("stem", "stage1", "stage2")
+    out = []
+    for s, (stage, prev) in enumerate(zip(stages, before), 1):
+        c_in, h_in, w_in = rows[prev]
+        c_out, h_out, w_out = rows[f"stage{s}"]
+        for i, block in enumerate(stage, 1):
+            shape_in = (c_in, h_in, w_in) if i == 1 else (c_out, h_out, w_out)
+            out.append(BlockInfo(s, i, shape_in, (c_out, h_out, w_out), _shortcut_kind(block),
+                                 count_parameters(block)))
+    return out
+
+
+_SHORTCUT_STYLE = {   # colour, line style, label drawn over the arc
+    "identity": ("0.35", "-", "x"),
+    "zero-pad": ("tab:orange", "--", "A: subsample,\npad zeros"),
+    "projection": ("tab:red", "-", "1x1 conv, BN"),
+}
+
+
+def plot_architecture(model, blocks_shown: int = 3):
+    """The network as a left-to-right diagram: stem, three stages of blocks, pooling and fc.
+
+    Each block is a box; its shortcut is the arc above it (grey: identity,
+    orange dashed: option A's zero padding, red: a 1x1 projection; no arc: no
+    shortcut). Stages with more than `blocks_shown` blocks show the first
+    blocks, the last one, and how many are left out. Shapes are C x H x W.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Arc, FancyBboxPatch
+
+    from .models import count_parameters, summarize
+    summary = {r.name: r for r in summarize(model).rows}
+    infos = architecture_blocks(model)
+    shape = lambda s: "x".join(map(str, s))
+    # Column positions: input, stem, then each stage's shown blocks (and a gap), then head.
+    items = [("input", None), ("stem", None)]
+    for s in (1, 2, 3):
+        stage = [b for b in infos if b.stage == s]
+        if len(stage) > blocks_shown:
+            keep = stage[:blocks_shown - 1]
+            items += [("block", b) for b in keep]
+            items.append(("gap", len(stage) - len(keep) - 1))
+            items.append(("block", stage[-1]))
+        else:
+            items += [("block", b) for b in stage]
+    items += [("pool", None), ("fc", None)]
+    width = 1.25
+    fig, ax = plt.subplots(figsize=(0.95 * len(items) + 1, 3.6), dpi=90, layout="constrained")
+    x_of = {}
+    block_label = ("BN-ReLU-conv\nx2" if model.config.preact else "conv-BN-ReLU\nconv-BN")
+    x = 0.0
+    for kind, info in items:
+        w = 0.55 if kind == "gap" else 0.95
+        x_of[id(info) if info is not None else kind] = x
+        face = {"input": "white", "stem": "0.92", "pool": "0.92", "fc": "0.92",
+                "block": "#dbe9f6", "gap": "white"}[kind]
+        if kind != "gap":
+            ax.add_patch(FancyBboxPatch((x, -0.45), w, 0.9, boxstyle="round,pad=0.03",
+                                        facecolor=face, edgecolor="0.2", linewidth=1))
+        text = {"input": f"image\n{model.stem[0].in_channels}x32x32",
+                "stem": f"conv 3x3\n{summary['stem'].output_shape[0]} filters",
+                "pool": "global\navg pool",
+                "fc": f"fc\n{model.fc.out_features} classes"}.get(kind)
+        if kind == "block":
+            text = f"block {info.stage}.{info.index}\n{block_label}"
+        elif kind == "gap":
+            text = f"...\n{info} more\n..."
+        ax.text(x + w / 2, 0, text, ha="center", va="center", fontsize=7)
+        if kind == "block":
+            ax.text(x + w / 2, -0.62, shape(info.out_shape), ha="center", va="top", fontsize=7)
+            style = _SHORTCUT_STYLE.get(info.shortcut)
+            if style is not None:
+                color, ls, label = style
+                ax.add_patch(Arc((x + w / 2, 0.45), w * 1.1, 0.9, theta1=0, theta2=180,
+                                 color=color, linestyle=ls, linewidth=1.6))
+                if info.shortcut != "identity":
+                    ax.text(x + w / 2, 0.95, label, ha="center", va="bottom", fontsize=6.5,
+                            color=color)
+            else:
+                ax.text(x + w / 2, 0.55, "no shortcut" if info.shortcut == "none" else
+                        "shortcut off", ha="center", va="bottom", fontsize=6.5, color="0.4")
+        elif kind == "stem":
+            ax.text(x + w / 2, -0.62, shape(summary["stem"].output_shape), ha="center",
+                    va="top", fontsize=7)
+        elif kind == "pool":
+            ax.text(x + w / 2, -0.62, str(summary["stage3"].output_shape[0]), ha="center",
+                    va="top", fontsize=7)
+        if kind not in ("input",):
+            ax.annotate("", xy=(x, 0), xytext=(x - 0.25, 0),
+                        arrowprops={"arrowstyle": "->", "color": "0.2", "lw": 0.8})
+        x += w + 0.25
+    # Stage brackets with their shapes and parameter counts, from the summary.
+    for s in (1, 2, 3):
+        xs = [x_of[id(b)] for b in infos if b.stage == s and id(b) in x_of]
+        left, right = min(xs) - 0.08, max(xs) + 0.95 + 0.08
+        ax.plot([left, left, right, right], [-0.95, -1.05, -1.05, -0.95], color="0.3", lw=0.8)
+        row = summary[f"stage{s}"]
+        n = sum(b.stage == s for b in infos)
+        ax.text((left + right) / 2, -1.12,
+                f"stage {s}: {n} blocks, {shape(row.output_shape)}, "
+                f"{row.parameters:,} parameters", ha="center", va="top", fontsize=7.5)
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=c, linestyle=ls, lw=1.6) for c, ls, _ in
+               _SHORTCUT_STYLE.values()]
+    ax.legend(handles, ["shortcut: identity", "shortcut: option A (zero padding)",
+                        "shortcut: projection (B, C)"], loc="upper right", fontsize=7,
+              ncols=3, frameon=False)
+    ax.set_xlim(-0.2, x)
+    ax.set_ylim(-1.5, 1.75)
+    ax.axis("off")
+    total = count_parameters(model)
+    ax.set_title(f"{model.name}: {len(infos)} blocks, depth {model.config.depth}, "
+                 f"{total:,} parameters (shapes: channels x height x width)", fontsize=9)
+    return fig
+
+
+def show_channels(maps, title: str = "", ncols: int = 16, labels: Sequence[str] | None = None):
+    """Each channel of one feature map (C, H, W) as a small grey image, on one colour scale.
+
+    A channel that is exactly zero everywhere (option A's padding) is outlined in
+    orange, so the added channels stand out from the subsampled ones.
+    labels: one short title per channel (default: the channel number).
+    """
+    import matplotlib.pyplot as plt
+    maps = np.asarray(maps.detach().cpu() if hasattr(maps, "detach") else maps, dtype=float)
+    c = maps.shape[0]
+    nrows = -(-c // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(0.62 * ncols, 0.72 * nrows + 0.45), dpi=90,
+                             squeeze=False, layout="constrained")
+    lo, hi = float(maps.min()), float(maps.max())
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= c:
+            ax.axis("off")
+            continue
+        ax.imshow(maps[i], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        zero = not np.any(maps[i])
+        for spine in ax.spines.values():
+            spine.set_color("tab:orange" if zero else "0.6")
+            spine.set_linewidth(2 if zero else 0.5)
+        ax.set_title(labels[i] if labels is not None else str(i), fontsize=6,
+                     color="tab:orange" if zero else "black", pad=2)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def show_images(images, titles: Sequence[str] | None = None, ncols: int = 10,
+                title: str = "", scale: float = 1.0):
+    """A grid of uint8 images (N, 3, H, W), each with an optional short title."""
+    import matplotlib.pyplot as plt
+    images = np.asarray(images.cpu() if hasattr(images, "cpu") else images)
+    n = len(images)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.05 * ncols * scale,
+                                                    (1.05 * nrows + 0.3) * scale + 0.1),
+                             dpi=90, squeeze=False, layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i].transpose(1, 2, 0))
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7, pad=2)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def show_examples_per_class(data_set, classes: Sequence[str], per_class: int = 8,
+                            seed: int = 0):
+    """`per_class` random images of each class, one row per class (uint8 ImageSet)."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    rows, titles = [], []
+    for k, name in enumerate(classes):
+        idx = (data_set.labels == k).nonzero().flatten()
+        pick = idx[torch.randperm(len(idx), generator=g)[:per_class]]
+        rows.append(data_set.images[pick])
+        titles += [name if j == 0 else "" for j in range(len(pick))]
+    return show_images(torch.cat(rows), titles, ncols=per_class, scale=0.8,
+                       title=f"{per_class} random training images per class (32x32 pixels)")
+
+
+def show_augmentations(images, augmented: Sequence, labels: Sequence[str] | None = None):
+    """Row i: image i, then several augmented versions of it (uint8 (N, 3, H, W) each).
+
+    augmented: a list of tensors, each (N, 3, H, W), e.g. several calls of data.augment.
+    """
+    import torch
+    n, k = len(images), len(augmented)
+    grid = torch.stack([images, *augmented], dim=1).flatten(0, 1)     # (N * (k+1), 3, H, W)
+    titles = [("original" if j == 0 else f"augmented {j}") if i == 0 else ""
+              for i in range(n) for j in range(k + 1)]
+    if labels is not None:
+        titles = [f"{labels[i]}" if j == 0 else t for i in range(n) for j, t in
+                  zip(range(k + 1), titles[i * (k + 1):(i + 1) * (k + 1)])]
+    return show_images(grid, titles, ncols=k + 1, scale=0.9,
+                       title="random crop (4-pixel zero padding) and horizontal flip")
+
+
+def plot_confusion_matrix(counts, classes: Sequence[str], title: str = ""):
+    """Rows: the true class; columns: the predicted class. Cells: % of the row's images."""
+    import matplotlib.pyplot as plt
+    counts = np.asarray(counts.cpu() if hasattr(counts, "cpu") else counts, dtype=float)
+    share = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8), dpi=90, layout="constrained")
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{share[i, j]:.0f}", ha="center", va="center", fontsize=7,
+                    color="white" if share[i, j] > 60 else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set(xlabel="predicted class", ylabel="true class",
+           title=title or f"confusion matrix ({int(counts.sum()):,} test images)")
+    fig.colorbar(im, ax=ax, label="% of the true class's images")
+    return fig
+
+
+def show_misclassified(images, labels, predictions, classes: Sequence[str], n: int = 20,
+                       ncols: int = 10):
+    """The first `n` wrongly classified images, titled 'true -> predicted'."""
+    import torch
+    labels, predictions = torch.as_tensor(labels).cpu(), torch.as_tensor(predictions).cpu()
+    wrong = (labels != predictions).nonzero().flatten()[:n]
+    titles = [f"{classes[int(labels[i])]}\n-> {classes[int(predictions[i])]}" for i in wrong]
+    return show_images(images[wrong], titles, ncols=ncols, scale=0.95,
+                       title=f"misclassified test images (true -> predicted), "
+                             f"{len(wrong)} of {int((labels != predictions).sum()):,}")

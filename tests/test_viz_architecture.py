@@ -1,0 +1,68 @@
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from resnet_nb import cifar_resnet, make_synthetic, plain_net  # noqa: E402
+from resnet_nb import viz  # noqa: E402
+from resnet_nb.metrics import confusion_matrix  # noqa: E402
+
+
+def test_architecture_blocks_of_resnet20_option_a():
+    blocks = viz.architecture_blocks(cifar_resnet(20))
+    assert len(blocks) == 9 and [b.stage for b in blocks] == [1] * 3 + [2] * 3 + [3] * 3
+    assert [b.shortcut for b in blocks] == ["identity"] * 3 + (["zero-pad"] + ["identity"] * 2) * 2
+    assert blocks[3].in_shape == (16, 32, 32) and blocks[3].out_shape == (32, 16, 16)
+    assert blocks[6].in_shape == (32, 16, 16) and blocks[6].out_shape == (64, 8, 8)
+    # 2 convolutions of 3x3x16x16 and 2 BNs of 16 channels
+    assert blocks[0].parameters == 2 * 9 * 16 * 16 + 2 * 2 * 16
+
+
+@pytest.mark.parametrize("option, first_of_stage, other", [("B", "projection", "identity"),
+                                                           ("C", "projection", "projection"),
+                                                           ("none", "none", "none")])
+def test_architecture_blocks_follow_the_shortcut_option(option, first_of_stage, other):
+    blocks = viz.architecture_blocks(cifar_resnet(14, option))
+    assert blocks[2].shortcut == blocks[4].shortcut == first_of_stage
+    assert blocks[1].shortcut == blocks[3].shortcut == other
+
+
+def test_architecture_blocks_see_the_shortcut_switch():
+    model = cifar_resnet(8).set_shortcuts(False)
+    assert {b.shortcut for b in viz.architecture_blocks(model)} == {"off"}
+
+
+def _texts(fig):
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts + [ax.title])
+
+
+@pytest.mark.parametrize("model", [cifar_resnet(20), cifar_resnet(110, "B"), plain_net(8)])
+def test_plot_architecture_names_every_stage_and_its_shape(model):
+    fig = viz.plot_architecture(model)
+    text = _texts(fig)
+    n = model.config.blocks_per_stage
+    for s, shape in ((1, "16x32x32"), (2, "32x16x16"), (3, "64x8x8")):
+        assert f"stage {s}: {n} blocks, {shape}" in text
+    assert model.name in text
+    if n > 3:
+        assert f"{n - 3} more" in text
+    matplotlib.pyplot.close(fig)
+
+
+def test_image_figures_run_and_label_their_axes():
+    data = make_synthetic(60, 20)
+    classes = [f"class {i}" for i in range(10)]
+    figs = [viz.show_examples_per_class(data.train, classes, per_class=3),
+            viz.show_augmentations(data.train.images[:2], [data.train.images[:2]] * 2),
+            viz.show_channels(torch.zeros(4, 8, 8)),
+            viz.show_misclassified(data.test.images, data.test.labels,
+                                   (data.test.labels + 1) % 10, classes, n=5)]
+    cm = confusion_matrix(data.test.labels, data.test.labels)
+    fig = viz.plot_confusion_matrix(cm, classes)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "predicted class" and ax.get_ylabel() == "true class"
+    assert "100" in _texts(fig)
+    assert "5 of 20" in figs[-1]._suptitle.get_text()
+    for f in figs + [fig]:
+        matplotlib.pyplot.close(f)

@@ -187,3 +187,101 @@ def check_per_class_accuracy(per_class) -> str:
     return _passed("the diagonal over the row sums: of the images of class i, the share "
                    "classified as i")
 
+
+# --- 00, 01, 02 (helper A): depth, gradients, the residual block ------------------------
+
+def check_weighted_layers(count_weighted_layers) -> str:
+    """Exercise 00.2: count_weighted_layers(model) -> the depth as the paper counts it.
+
+    He et al. (2015) count the weighted layers on the main path: every 3x3
+    convolution and the final fully connected layer. BatchNorm, ReLU, pooling
+    and the 1x1 projection shortcuts (options B, C) do not count.
+    """
+    from .models import cifar_resnet
+    for depth, shortcut in ((8, "A"), (20, "none"), (32, "B"), (14, "C"), (56, "A")):
+        model = cifar_resnet(depth, shortcut)
+        got = count_weighted_layers(model)
+        hint = ("Hint: count nn.Conv2d and nn.Linear modules (model.modules()), but not the "
+                "convolutions inside the shortcuts." if shortcut in ("B", "C") else
+                "Hint: count nn.Conv2d and nn.Linear modules (model.modules()); BatchNorm "
+                "and ReLU have no weights of their own in this count.")
+        _expect(got == depth, f"for {model.name} you counted {got!r} weighted layers, the "
+                              f"paper counts {depth}. {hint}")
+    return _passed("3x3 convolutions plus the classifier; shortcuts and BN are not counted")
+
+
+def check_gradient_ratio(gradient_ratio) -> str:
+    """Exercise 01.1: gradient_ratio(model, images, labels) -> ||dL/dx_1|| / ||dL/dx_L||.
+
+    x_i is the output of block i (block 1 next to the input, block L the last),
+    L the mean cross-entropy of the batch, norms per image, averaged over the
+    batch, the model in training mode (as at the first training step). The
+    answer must match probes.signal_profile(...).grad_ratio.
+    """
+    import torch
+
+    from .data import make_synthetic, normalize
+    from .models import cifar_resnet
+    from .probes import signal_profile
+    data = make_synthetic(32, 8, seed=3)
+    images, labels = normalize(data.train.images), data.train.labels
+    for depth, shortcut in ((20, "none"), (20, "A"), (32, "none")):
+        torch.manual_seed(0)
+        model = cifar_resnet(depth, shortcut)
+        want = signal_profile(model, images, labels).grad_ratio
+        torch.manual_seed(0)
+        got = gradient_ratio(cifar_resnet(depth, shortcut).train(), images.clone(),
+                             labels.clone())
+        got = float(got)
+        _expect(abs(got - want) <= 1e-3 * abs(want),
+                f"for {model.name} you got {got:.4g}, expected {want:.4g}. Hint: keep the "
+                "block outputs with forward hooks and out.retain_grad(); the loss is a batch "
+                "mean, so multiply each gradient by the batch size before taking per-image "
+                "norms (x.grad.flatten(1).norm(dim=1)), then average over the images"
+                + (" (you are off by the batch size)" if want and abs(got * len(images) - want)
+                   < 1e-3 * abs(want) or abs(got / len(images) - want) < 1e-3 * abs(want)
+                   else "") + ".")
+    return _passed("the first block's gradient over the last block's, as signal_profile "
+                   "measures it")
+
+
+def check_fixed_block(block_class) -> str:
+    """Exercise 02.2: a corrected version of the widely copied block computes relu(F(x) + x).
+
+    block_class(channels) must build a block with attributes conv1, bn1, conv2, bn2
+    (as resnet_nb.blocks.BasicBlock, identity shortcut) whose forward is
+    relu(bn2(conv2(relu(bn1(conv1(x))))) + x).
+    """
+    import torch
+
+    from .blocks import BasicBlock
+    torch.manual_seed(0)
+    reference = BasicBlock(8, 8).eval()
+    for bn in (reference.bn1, reference.bn2):   # non-trivial BN statistics and scales
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    block = block_class(8)
+    missing = [n for n in ("conv1", "bn1", "conv2", "bn2") if not hasattr(block, n)]
+    _expect(not missing, f"the block has no {', '.join(missing)}: keep the names of the "
+                         "original so the check can copy the weights in")
+    for name in ("conv1", "bn1", "conv2", "bn2"):
+        getattr(block, name).load_state_dict(getattr(reference, name).state_dict())
+    block.eval()
+    x = torch.relu(torch.randn(4, 8, 6, 6))
+    with torch.no_grad():
+        want = reference(x)
+        got = block(x)
+        f = reference.bn2(reference.conv2(torch.relu(reference.bn1(reference.conv1(x)))))
+        doubled = torch.relu(2 * f + x)      # what the copied snippet computes
+    _expect(got.shape == want.shape, f"output shape {tuple(got.shape)}, expected "
+                                     f"{tuple(want.shape)}")
+    _expect(not torch.allclose(got, doubled, atol=1e-5),
+            "your block still computes relu(2 F(x) + x): the second shortcut adds F(x) again. "
+            "Hint: one shortcut, applied to the block's input x.")
+    _expect(torch.allclose(got, want, atol=1e-5),
+            f"your block differs from relu(F(x) + x) by up to {float((got - want).abs().max()):.3g}. "
+            "Hint: save identity = x first, compute F(x) = bn2(conv2(relu(bn1(conv1(x))))), "
+            "then return relu(F(x) + identity).")
+    return _passed("relu(F(x) + x): one identity shortcut, F counted once")

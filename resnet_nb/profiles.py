@@ -27,6 +27,7 @@ class Profile:
     batch_size: int
     depths: tuple[int, ...]     # depths compared side by side (plain vs residual)
     probe_batch: int            # images in a batch used to measure a network at initialisation
+    fit_steps: int = 300        # optimisation steps of the small fitting demos (notebook 02)
     bench_images: int = 1024    # images timed per setting when a notebook measures images/s
 
     def __str__(self) -> str:
@@ -38,11 +39,11 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
-                     depths=(8, 14), probe_batch=16, bench_images=64),
+                     depths=(8, 14), probe_batch=16, bench_images=64, fit_steps=30),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
-                   depths=(20, 56), probe_batch=64, bench_images=1024),
+                   depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
-                   depths=(20, 56), probe_batch=128, bench_images=4096),
+                   depths=(20, 56), probe_batch=128, bench_images=4096, fit_steps=300),
 }
 
 

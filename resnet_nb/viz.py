@@ -267,10 +267,11 @@ def plot_architecture(model, blocks_shown: int = 3):
 
 
 def show_channels(maps, title: str = "", ncols: int = 16, labels: Sequence[str] | None = None):
-    """Each channel of one feature map (C, H, W) as a small grey image, on one colour scale.
+    """Each channel of one feature map (C, H, W) as a small grey image.
 
-    A channel that is exactly zero everywhere (option A's padding) is outlined in
-    orange, so the added channels stand out from the subsampled ones.
+    Each channel is scaled to its own range (black = its minimum), so weak channels
+    stay visible. A channel that is exactly zero everywhere (option A's padding) is
+    drawn black and outlined in orange, so the added channels stand out.
     labels: one short title per channel (default: the channel number).
     """
     import matplotlib.pyplot as plt
@@ -279,13 +280,13 @@ def show_channels(maps, title: str = "", ncols: int = 16, labels: Sequence[str] 
     nrows = -(-c // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(0.62 * ncols, 0.72 * nrows + 0.45), dpi=90,
                              squeeze=False, layout="constrained")
-    lo, hi = float(maps.min()), float(maps.max())
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
         if i >= c:
             ax.axis("off")
             continue
+        lo, hi = float(maps[i].min()), float(maps[i].max())
         ax.imshow(maps[i], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
         zero = not np.any(maps[i])
         for spine in ax.spines.values():
@@ -370,11 +371,18 @@ def plot_confusion_matrix(counts, classes: Sequence[str], title: str = ""):
 
 
 def show_misclassified(images, labels, predictions, classes: Sequence[str], n: int = 20,
-                       ncols: int = 10):
-    """The first `n` wrongly classified images, titled 'true -> predicted'."""
+                       ncols: int = 10, seed: int = 0):
+    """`n` wrongly classified images picked at random (seeded), titled 'true -> predicted'.
+
+    Random rather than the first ones: a data set stored in class order would
+    otherwise show only its first class. Shown in the order of the true class.
+    """
     import torch
     labels, predictions = torch.as_tensor(labels).cpu(), torch.as_tensor(predictions).cpu()
-    wrong = (labels != predictions).nonzero().flatten()[:n]
+    wrong = (labels != predictions).nonzero().flatten()
+    pick = torch.randperm(len(wrong), generator=torch.Generator().manual_seed(seed))[:n]
+    wrong = wrong[pick]
+    wrong = wrong[torch.argsort(labels[wrong] * len(labels) + wrong)]
     titles = [f"{classes[int(labels[i])]}\n-> {classes[int(predictions[i])]}" for i in wrong]
     return show_images(images[wrong], titles, ncols=ncols, scale=0.95,
                        title=f"misclassified test images (true -> predicted), "

@@ -33,6 +33,7 @@ def _jvp():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         from torch.func import jvp
+        jvp(torch.sin, (torch.zeros(1),), (torch.ones(1),))   # its lazy imports warn on first use
     return jvp
 
 

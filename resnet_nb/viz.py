@@ -387,3 +387,27 @@ def show_misclassified(images, labels, predictions, classes: Sequence[str], n: i
     return show_images(images[wrong], titles, ncols=ncols, scale=0.95,
                        title=f"misclassified test images (true -> predicted), "
                              f"{len(wrong)} of {int((labels != predictions).sum()):,}")
+
+
+# --- 02: the unrolled view (helper A) ------------------------------------------------------
+
+def plot_path_lengths(norms: Sequence[float], title: str = ""):
+    """Paths of each length through n blocks: how many there are, and what they carry.
+
+    norms[k]: the norm of the summed Jacobian-vector products of all paths of length k
+    (formulation.path_length_terms), k = 0..n. Bars: the number of paths, C(n, k).
+    """
+    import math
+    n = len(norms) - 1
+    lengths = np.arange(n + 1)
+    fig, (ax,) = _new_axes(1, width=6.0)
+    ax.bar(lengths, [math.comb(n, int(k)) for k in lengths], color="lightgrey",
+           label=f"number of paths, C({n}, k)")
+    ax.set(xlabel="path length k (residual branches passed)", ylabel="number of paths",
+           title=title)
+    twin = ax.twinx()
+    twin.plot(lengths, norms, "o-", color="C0", label="norm of the paths' summed JVP")
+    twin.set_ylabel("norm of their Jacobian-vector product")
+    twin.set_ylim(bottom=0)
+    fig.legend(loc="upper right", fontsize="small")
+    return fig

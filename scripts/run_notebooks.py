@@ -136,12 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TQDM_DISABLE"] = "1"
     os.environ.pop("MPLBACKEND", None)     # the kernel's inline backend draws the figures
 
-    timings = json.loads(args.timings.read_text()) if args.timings.exists() else {}
-    timings.setdefault("notebooks", {})
-    timings["note"] = ("wall time of a top-to-bottom run of each notebook "
-                       "(scripts/run_notebooks.py), per profile")
     description = machine()
     failed = 0
+    measured = {}
     for path in paths:
         print(f"{path.name} ({args.profile}) ...", flush=True)
         seconds, error = run(path, args.profile, args.timeout)
@@ -149,13 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         if error is not None:
             failed += 1
         if error is None or error.startswith("saved"):
-            entry = timings["notebooks"].setdefault(path.name, {})
-            entry[args.profile] = {
+            measured[path.name] = {
                 "seconds": round(seconds, 1), "machine": description,
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    # Read the file only now, so that times written meanwhile by another run are kept.
+    timings = json.loads(args.timings.read_text()) if args.timings.exists() else {}
+    timings["note"] = ("wall time of a top-to-bottom run of each notebook "
+                       "(scripts/run_notebooks.py), per profile")
+    for name, entry in measured.items():
+        timings.setdefault("notebooks", {}).setdefault(name, {})[args.profile] = entry
     args.timings.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
-    total = sum(e[args.profile]["seconds"] for n, e in timings["notebooks"].items()
-                if args.profile in e and any(q.name == n for q in paths))
+    total = sum(e["seconds"] for e in measured.values())
     print(f"{len(paths) - failed} of {len(paths)} notebook(s) ran; {total:.0f} s in all; "
           f"times in {args.timings.relative_to(ROOT) if args.timings.is_relative_to(ROOT) else args.timings}")
     return 1 if failed else 0

@@ -1,0 +1,61 @@
+"""The figures of notebooks 01-02 plot what they are given, with labelled axes."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from resnet_nb import cifar_resnet, make_synthetic, plain_net  # noqa: E402
+from resnet_nb.data import normalize  # noqa: E402
+from resnet_nb.probes import signal_profile  # noqa: E402
+from resnet_nb.train import History  # noqa: E402
+from resnet_nb.viz import plot_curves, plot_signal_profiles, plot_training_curves, smooth  # noqa
+
+
+def test_smooth_is_a_trailing_mean_of_the_same_length():
+    assert np.allclose(smooth([1, 2, 3, 4, 5], 2), [1, 1.5, 2.5, 3.5, 4.5])
+    assert np.allclose(smooth([1, 2, 3], 1), [1, 2, 3])
+    assert np.allclose(smooth([4, 0, 2], 10), [4, 2, 2])
+    assert len(smooth([], 5)) == 0
+
+
+def test_training_curves_plot_loss_and_error_with_labels():
+    h = History(step_loss=[2.3, 2.2, 2.0, 1.9])
+    fig = plot_training_curves({"plain-20": h, "ResNet-20 (A)": h},
+                               {"plain-20": ([2, 4], [0.9, 0.8]),
+                                "ResNet-20 (A)": ([2, 4], [0.8, 0.5])}, window=2)
+    loss_ax, err_ax = fig.axes[:2]
+    assert "iteration" in loss_ax.get_xlabel() and "loss" in loss_ax.get_ylabel()
+    assert "%" in err_ax.get_ylabel()
+    plain, res = err_ax.get_lines()[:2]
+    assert plain.get_linestyle() == "--" and res.get_linestyle() == "-"
+    assert np.allclose(res.get_ydata(), [80, 50])            # fractions drawn in percent
+    assert np.allclose(loss_ax.get_lines()[0].get_ydata(), smooth(h.step_loss, 2))
+
+
+def test_signal_profiles_one_curve_per_network_log_gradient():
+    data = make_synthetic(16, 4)
+    x, y = normalize(data.train.images), data.train.labels
+    profiles = [signal_profile(m, x, y) for m in (plain_net(8), cifar_resnet(8))]
+    fig = plot_signal_profiles(profiles)
+    act, grad = fig.axes[:2]
+    assert grad.get_yscale() == "log" and "dL/dx" in grad.get_ylabel()
+    assert len(act.get_lines()) == len(grad.get_lines()) == 2
+    assert np.allclose(grad.get_lines()[0].get_ydata(), profiles[0].grad_norm)
+
+
+def test_plot_curves():
+    fig = plot_curves({"plain stack": [1.0, 0.5], "residual stack": [2.0, 0.1]}, "step",
+                      "error", logy=True)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() == "step"
+    assert [l.get_linestyle() for l in ax.get_lines()] == ["--", "-"]
+
+
+def test_path_lengths_bars_count_the_paths():
+    from resnet_nb.viz import plot_path_lengths
+    fig = plot_path_lengths([1.0, 3.0, 3.0, 1.0])
+    bars = fig.axes[0].patches
+    assert [b.get_height() for b in bars] == [1, 3, 3, 1]
+    assert "path length" in fig.axes[0].get_xlabel()

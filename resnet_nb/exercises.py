@@ -285,3 +285,31 @@ def check_fixed_block(block_class) -> str:
             "Hint: save identity = x first, compute F(x) = bn2(conv2(relu(bn1(conv1(x))))), "
             "then return relu(F(x) + identity).")
     return _passed("relu(F(x) + x): one identity shortcut, F counted once")
+
+
+# --- 05: the interactive lab -------------------------------------------------------------
+
+def check_worst_block(worst_block) -> str:
+    """Exercise 05.3: worst_block(result) = the 1-based block whose removal costs the most.
+
+    `result` is a probes.LesionResult: baseline_acc, and lesioned_acc[i], the accuracy
+    without block i (0-based).
+    """
+    from .probes import LesionResult
+    cases = [  # (lesioned accuracies, the answer); the first would pass a 0-based answer
+        ((0.80, 0.90, 0.85), 1),
+        ((0.90, 0.50, 0.88, 0.89), 2),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), 4),
+    ]
+    for accs, answer in cases:
+        r = LesionResult("test-net", 0.92, accs, tuple(False for _ in accs))
+        got = worst_block(r)
+        _expect(got is not None, "worst_block returned None: did you forget `return`?")
+        _expect(got != answer - 1,
+                f"for lesioned accuracies {accs} you returned {got!r}: that is the 0-based "
+                "index; the blocks are numbered from 1 in the lab and in the figure")
+        _expect(got == answer,
+                f"for lesioned accuracies {accs} (all blocks: 0.92) you returned {got!r}. "
+                "Hint: the cost of removing block i is baseline_acc - lesioned_acc[i] "
+                "(result.drop); look for the largest.")
+    return _passed("the block with the largest drop, numbered from 1")

@@ -29,6 +29,8 @@ class Profile:
     probe_batch: int            # images in a batch used to measure a network at initialisation
     fit_steps: int = 300        # optimisation steps of the small fitting demos (notebook 02)
     bench_images: int = 1024    # images timed per setting when a notebook measures images/s
+    lab_probe_batch: int = 32   # images per live update of the lab's signal view (notebook 05):
+                                # small enough to answer in about a second on a laptop CPU
 
     def __str__(self) -> str:
         size = lambda n: "all" if n is None else f"{n:,}"
@@ -39,11 +41,14 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
-                     depths=(8, 14), probe_batch=16, bench_images=64, fit_steps=30),
+                     depths=(8, 14), probe_batch=16, bench_images=64, fit_steps=30,
+                     lab_probe_batch=16),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
-                   depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300),
+                   depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300,
+                   lab_probe_batch=32),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
-                   depths=(20, 56), probe_batch=128, bench_images=4096, fit_steps=300),
+                   depths=(20, 56), probe_batch=128, bench_images=4096, fit_steps=300,
+                   lab_probe_batch=128),
 }
 
 

@@ -389,6 +389,198 @@ def show_misclassified(images, labels, predictions, classes: Sequence[str], n: i
                              f"{len(wrong)} of {int((labels != predictions).sum()):,}")
 
 
+# --- the interactive lab's figures (notebook 05; resnet_nb.widgets wires them to controls) ----
+# Built on matplotlib.figure.Figure, not pyplot: the lab redraws from a training thread, and a
+# Figure that pyplot does not track is safe there and is never shown twice by the inline backend.
+
+_STAGE_COLOURS = ("#4C72B0", "#55A868", "#C44E52")   # stage 1, 2, 3
+_RESIDUAL_COLOUR, _PLAIN_COLOUR = "#1f77b4", "#d62728"
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (what an ipywidgets.Image shows), at a modest dpi."""
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def _lab_figure(width: float, height: float, ncols: int = 1):
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _stage_bounds(ax, stages) -> None:
+    """Dotted lines where a new stage (and a downsampling block) begins; x is the block number."""
+    for i in range(1, len(stages)):
+        if stages[i] != stages[i - 1]:
+            ax.axvline(i + 0.5, color="0.6", lw=0.8, ls=":")
+
+
+def _log_axis(ax) -> None:
+    """A log y-axis labelled in plain numbers: at 1, 2, 5 x 10^k over a short range, at the
+    powers of ten over more than two decades (call it after plotting)."""
+    import math
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    ax.set_yscale("log")
+    low, high = ax.dataLim.intervaly
+    decades = math.log10(high / low) if low > 0 and high > low else 0.0
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0,) if decades > 2 else (1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_network_strip(model):
+    """The network as a strip of blocks: stem, 3n residual blocks coloured by stage, head.
+
+    An arc over a block is its shortcut: solid for the identity, dashed for option A's
+    zero-padding and a small square for a projection (options B/C). A plain network has no arcs.
+    """
+    from matplotlib.patches import Arc, Rectangle
+    from .blocks import IdentityShortcut, NoShortcut, ProjectionShortcut, ZeroPadShortcut
+    cfg = model.config
+    blocks = model.blocks
+    n = len(blocks)
+    fig, ax = _lab_figure(10, 2.3)
+    x = 0.0
+    ax.add_patch(Rectangle((x, 0), 1.2, 1, fc="0.75", ec="k", lw=0.6))
+    ax.text(x + 0.6, 0.5, "conv\n3x3", ha="center", va="center", fontsize=7)
+    x += 1.6
+    stage_of = [s for s, stage in enumerate((model.stage1, model.stage2, model.stage3), 1)
+                for _ in stage]
+    for i, (b, s) in enumerate(zip(blocks, stage_of)):
+        ax.add_patch(Rectangle((x, 0), 0.8, 1, fc=_STAGE_COLOURS[s - 1], ec="k", lw=0.4))
+        if b.conv1.stride[0] != 1:
+            ax.text(x + 0.4, -0.25, "/2", ha="center", va="top", fontsize=7)
+        sc = b.shortcut
+        if b.use_shortcut and not isinstance(sc, NoShortcut):
+            style = "--" if isinstance(sc, ZeroPadShortcut) else "-"
+            ax.add_patch(Arc((x + 0.4, 1.0), 1.0, 1.1, theta1=0, theta2=180, ls=style,
+                             lw=0.9, color="k"))
+            if isinstance(sc, ProjectionShortcut):
+                ax.add_patch(Rectangle((x + 0.28, 1.46), 0.24, 0.18, fc="k"))
+        x += 1.0
+    x += 0.4
+    ax.add_patch(Rectangle((x, 0), 1.4, 1, fc="0.75", ec="k", lw=0.6))
+    ax.text(x + 0.7, 0.5, "pool\nfc 10", ha="center", va="center", fontsize=7)
+    x += 1.4
+    ax.set_xlim(-0.3, x + 0.3)
+    ax.set_ylim(-0.7, 2.0)
+    ax.set_aspect("auto")
+    ax.axis("off")
+    from matplotlib.patches import Patch
+    from matplotlib.lines import Line2D
+    w = cfg.widths
+    handles = [Patch(fc=_STAGE_COLOURS[k], ec="k", lw=0.4,
+                     label=f"stage {k + 1}: {w[k]} filters, {32 >> k}x{32 >> k}")
+               for k in range(3)]
+    if cfg.shortcut != "none":
+        handles.append(Line2D([], [], color="k", lw=0.9, label="identity shortcut"))
+        if cfg.shortcut == "A":
+            handles.append(Line2D([], [], color="k", lw=0.9, ls="--",
+                                  label="zero-pad shortcut (A)"))
+        else:
+            handles.append(Line2D([], [], color="k", lw=0, marker="s", ms=5,
+                                  label="projection shortcut (B/C)"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=5,
+              fontsize=7, frameon=False)
+    kind = "pre-activation blocks (BN-ReLU-conv)" if cfg.preact else \
+        "original blocks (conv-BN-ReLU)"
+    ax.set_title(f"{model.name}: {n} blocks of 2 conv layers, {kind}", fontsize=9)
+    return fig
+
+
+def plot_signal_comparison(current, reference, current_label: str, reference_label: str):
+    """Per-block activation RMS and gradient norm at initialisation, two networks on one scale.
+
+    `current` and `reference` are probes.SignalProfile's of the same depth; the current
+    setting is drawn in colour, the reference (its plain or residual twin) in grey.
+    """
+    fig, (a1, a2) = _lab_figure(10, 3.1, ncols=2)
+    colour = _PLAIN_COLOUR if "plain" in current_label else _RESIDUAL_COLOUR
+    x = current.depth_index
+    for ax, key, title in ((a1, "activation_rms", "forward signal at initialisation"),
+                           (a2, "grad_norm", "gradient at initialisation")):
+        ax.plot(x, getattr(reference, key), color="0.55", marker=".", ms=3, lw=1,
+                label=reference_label, **_style(reference_label))
+        ax.plot(x, getattr(current, key), color=colour, marker="o", ms=3.5, lw=1.8,
+                label=current_label, **_style(current_label))
+        _log_axis(ax)
+        _stage_bounds(ax, current.stages)
+        ax.set_xlabel("block (1 = next to the input)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+    a1.set_ylabel("RMS of the block's output")
+    a2.set_ylabel("||dL/dx|| per image")
+    a2.legend(fontsize=8)
+    return fig
+
+
+def plot_training_race(runs):
+    """Training loss against epochs for several runs (the lab's race), one line each.
+
+    runs: objects with .label (str), .step_loss (list of floats) and .steps_per_epoch (int).
+    """
+    fig, ax = _lab_figure(8, 3.4)
+    colours = [f"C{k % 10}" for k in range(len(runs))]
+    for run, c in zip(runs, colours):
+        if not run.step_loss:
+            continue
+        epochs = [(k + 1) / run.steps_per_epoch for k in range(len(run.step_loss))]
+        window = max(1, run.steps_per_epoch // 4)   # a quarter of an epoch
+        ax.plot(epochs, smooth(run.step_loss, window), color=c, lw=1.5, label=run.label,
+                **_style(run.label))
+    ax.set_xlabel("epochs of the training subset")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.grid(alpha=0.3)
+    if any(r.step_loss for r in runs):
+        ax.legend(fontsize=8, loc="upper right")
+    else:
+        ax.text(0.5, 0.5, "press Train to start a run", transform=ax.transAxes,
+                ha="center", va="center", color="0.4")
+    ax.set_title("training runs of this session (moving average over 1/4 epoch)", fontsize=10)
+    return fig
+
+
+def plot_lesions(results, off=(), current=None):
+    """Test accuracy with one block removed, per block, for each network (Veit et al. 2016).
+
+    results: {label: probes.LesionResult}; off: blocks (0-based) the reader switched off,
+    shaded; current: {label: accuracy with all of `off` removed}, drawn as a star at the right.
+    """
+    fig, ax = _lab_figure(10, 3.2)
+    for k, (label, r) in enumerate(results.items()):
+        c = _PLAIN_COLOUR if "plain" in label else _RESIDUAL_COLOUR
+        x = list(range(1, len(r.lesioned_acc) + 1))
+        ax.plot(x, [100 * a for a in r.lesioned_acc], color=c, marker="o", ms=4,
+                label=f"{label}: one block removed", **_style(label))
+        ax.axhline(100 * r.baseline_acc, color=c, ls=":", lw=1.2,
+                   label=f"{label}: all blocks ({100 * r.baseline_acc:.1f}%)")
+        if current is not None and label in current:
+            ax.plot([len(x) + 1], [100 * current[label]], marker="*", ms=12, color=c, ls="")
+    first = next(iter(results.values()))
+    for i, down in enumerate(first.downsampling):
+        if down:
+            ax.annotate("/2", (i + 1, 0), xytext=(0, 3), textcoords="offset points",
+                        ha="center", fontsize=7, xycoords=("data", "axes fraction"))
+    for i in off:
+        ax.axvspan(i + 0.6, i + 1.4, color="0.85", zorder=0)
+    ax.axhline(10, color="0.5", lw=0.8, ls=":")
+    ax.text(0.01, 11, "chance (10%)", fontsize=7, color="0.4",
+            transform=ax.get_yaxis_transform())
+    n = len(first.lesioned_acc)
+    ticks = list(range(1, n + 1)) + ([n + 1] if current else [])
+    ax.set_xticks(ticks, [str(t) for t in range(1, n + 1)] + (["yours"] if current else []),
+                  fontsize=7 if n > 20 else 8)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("block removed (F(x) = 0 there)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
+
+
 # --- 02: the unrolled view (helper A) ------------------------------------------------------
 
 def plot_path_lengths(norms: Sequence[float], title: str = ""):

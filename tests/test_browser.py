@@ -1,0 +1,197 @@
+"""The interactive lab in a real browser: JupyterLab 4 + ipywidgets 8, driven by Playwright.
+
+JupyterLab is started on a free local port without a token, in a temporary folder holding a
+copy of notebooks/05_interactive_lab.ipynb (the committed file is never touched), with the
+smoke profile. Debian's chromium (`apt-get install chromium`) is driven by Playwright for
+Python through `executable_path`: no browser download. The test runs all cells, switches the
+shortcut control, moves the depth slider with the mouse, and checks that the views changed and
+that no widget failed to display and no traceback appeared. A screenshot is saved in
+test-artifacts/.
+
+On a student machine without chromium or Playwright the test is skipped with the reason; in
+CI (CI=true) it fails instead, so that it cannot silently stop running.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "05_interactive_lab.ipynb"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI must run the browser test)")
+    pytest.skip(reason)
+
+
+def _chromium() -> str:
+    path = os.environ.get("RESNET_NB_CHROMIUM") or shutil.which("chromium") or \
+        shutil.which("chromium-browser")
+    if not path:
+        _unavailable("no chromium: install it with `apt-get install chromium` "
+                     "(or set RESNET_NB_CHROMIUM to a Chromium binary)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """JupyterLab on a free port, no token, serving a folder with a copy of notebook 05."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    settings = tmp_path / "lab-settings"
+    # Render every cell (JupyterLab 4 otherwise only renders cells in view), no news popups.
+    tracker = settings / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    news = settings / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    config = tmp_path / "config"
+    config.mkdir()
+    # No announcements or update checks: the test machine has no network.
+    (config / "jupyter_server_config.json").write_text(json.dumps({"LabApp": {
+        "news_url": None,
+        "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}))
+    port = _free_port()
+    env = {**os.environ, "RESNET_NB_PROFILE": "smoke", "TQDM_DISABLE": "1",
+           "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+           "JUPYTER_CONFIG_DIR": str(config)}
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+         "--IdentityProvider.token=", "--ServerApp.password=",
+         "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={work}",
+         "--allow-root"],   # CI containers run as root
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            if proc.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("JupyterLab did not answer within a minute")
+        if proc.poll() is not None:
+            pytest.fail("JupyterLab exited: " + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+        yield url, work
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _text(locator) -> str:
+    return locator.inner_text(timeout=10_000)
+
+
+def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright for Python is not installed (pip install playwright); "
+                     "it drives the system chromium, no browser download is needed")
+    url, work = lab_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
+            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            # The kernel is ready when the status bar / toolbar says Idle.
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=120_000)
+            # Run > Run All Cells
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+            # Done when no cell waits or runs ([*]) and the last code cell has a count.
+            page.wait_for_function(
+                """() => {
+                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+                }""", timeout=600_000, polling=500)
+
+            # View 1 and 2 both show the shared controls; work on the signal view's cell.
+            signal_cell = page.locator(".jp-CodeCell", has_text="SignalLab(controls, images, "
+                                                               "labels)").first
+            arch_cell = page.locator(".jp-CodeCell", has_text="ArchitectureLab(controls)").first
+            params = arch_cell.locator(".lab-params")
+            summary = signal_cell.locator(".widget-html-content", has_text="gradient at block 1")
+            signal_cell.scroll_into_view_if_needed()
+            params_before, summary_before = _text(params), _text(summary)
+            image_before = signal_cell.locator("img").first.get_attribute("src")
+            assert summary_before.startswith("ResNet-20 (A)"), summary_before
+
+            # Switch the shortcut off: the signal view now leads with the plain network.
+            signal_cell.locator("button", has_text="none (plain)").click()
+            page.wait_for_function(
+                "(el) => el.innerText.startsWith('plain-20')", arg=summary.element_handle(),
+                timeout=60_000)
+            assert signal_cell.locator("img").first.get_attribute("src") != image_before
+
+            # Drag the depth slider to the right: a deeper network, more parameters.
+            handle = signal_cell.locator(".widget-slider .noUi-handle, "
+                                         ".widget-slider .ui-slider-handle").first
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 120, box["y"] + box["height"] / 2, steps=10)
+            page.mouse.up()
+            page.wait_for_function(
+                "([el, old]) => !el.innerText.startsWith(old)",
+                arg=[summary.element_handle(), "plain-20"], timeout=60_000)
+            summary_after = _text(summary)
+            depth = int(summary_after.split(":")[0].split("-")[-1])
+            assert summary_after.startswith("plain-") and depth > 20, summary_after
+            arch_cell.scroll_into_view_if_needed()
+            page.wait_for_function("([el, old]) => el.innerText !== old",
+                                   arg=[params.element_handle(), params_before], timeout=60_000)
+            assert int(_text(params).replace(",", "")) > int(params_before.replace(",", ""))
+
+            signal_cell.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "interactive_lab.png"))
+            body = page.locator("body").inner_text()
+            assert "Error displaying widget" not in body
+            assert "Traceback" not in body
+            assert page.locator(".jp-OutputArea-output[data-mime-type="
+                                "'application/vnd.jupyter.stderr']",
+                                has_text="Error").count() == 0
+        finally:
+            browser.close()

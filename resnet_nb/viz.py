@@ -261,7 +261,8 @@ def plot_architecture(model, blocks_shown: int = 3):
     ax.set_ylim(-1.5, 1.75)
     ax.axis("off")
     total = count_parameters(model)
-    ax.set_title(f"{model.name}: {len(infos)} blocks, depth {model.config.depth}, "
+    switched = "" if all(b.shortcut != "off" for b in infos) else ", shortcuts switched off"
+    ax.set_title(f"{model.name}{switched}: {len(infos)} blocks, depth {model.config.depth}, "
                  f"{total:,} parameters (shapes: channels x height x width)", fontsize=9)
     return fig
 
@@ -311,7 +312,7 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 10,
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i].transpose(1, 2, 0))
+            ax.imshow(images[i].transpose(1, 2, 0), interpolation="nearest")  # the real pixels
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7, pad=2)
     if title:

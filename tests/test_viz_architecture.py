@@ -31,6 +31,10 @@ def test_architecture_blocks_follow_the_shortcut_option(option, first_of_stage, 
 def test_architecture_blocks_see_the_shortcut_switch():
     model = cifar_resnet(8).set_shortcuts(False)
     assert {b.shortcut for b in viz.architecture_blocks(model)} == {"off"}
+    fig = viz.plot_architecture(model)
+    assert "shortcuts switched off" in fig.axes[0].get_title()
+    assert "shortcut off" in " ".join(t.get_text() for t in fig.axes[0].texts)
+    matplotlib.pyplot.close(fig)
 
 
 def _texts(fig):

@@ -599,8 +599,10 @@ def plot_path_lengths(norms: Sequence[float], title: str = ""):
     ax.set(xlabel="path length k (residual branches passed)", ylabel="number of paths",
            title=title)
     twin = ax.twinx()
-    twin.plot(lengths, norms, "o-", color="C0", label="norm of the paths' summed JVP")
-    twin.set_ylabel("norm of their Jacobian-vector product")
-    twin.set_ylim(bottom=0)
-    fig.legend(loc="upper right", fontsize="small")
+    twin.plot(lengths, norms, "o-", color="C0", label="norm of their summed JVP")
+    twin.set_ylabel("norm of the summed JVP")
+    twin.set_ylim(bottom=0, top=1.3 * max(norms))
+    ax.set_ylim(top=1.3 * math.comb(n, n // 2))        # room for the legend above the peak
+    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+    ax.legend(handles=handles, loc="upper left", fontsize="small")
     return fig

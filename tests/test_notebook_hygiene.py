@@ -26,8 +26,10 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 MAX_BYTES = 2_000_000
 NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(/work\b|/root\b|/home/|/tmp/|/Users/)")
-DURATION = re.compile(r"\d+(\.\d+)?\s*(-|to|–)?\s*\d*\s*(s|sec|seconds?|min|minutes?|h|hours?)\b",
-                      re.IGNORECASE)
+_AMOUNT = (r"(\d+(\.\d+)?|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|"
+           r"twenty|thirty|forty|fifty|sixty|ninety|few)")
+DURATION = re.compile(rf"\b{_AMOUNT}(\s*(-|to|–|or)\s*{_AMOUNT})?\s*"
+                      r"(s|sec|seconds?|min|minutes?|h|hours?)\b", re.IGNORECASE)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -198,6 +200,10 @@ def test_each_check_fires():
     assert opening_problems(_nb([_md("# Title\nGoal: X.")]))              # no time budget
     assert opening_problems(_nb([_md("# Title\nTakes 2 minutes on a CPU and a GPU.")]))
     assert not opening_problems(_nb([GOOD_OPENING]))
+    for budget in ("about three minutes", "under a minute", "1-2 minutes", "90 s", "an hour"):
+        assert not opening_problems(_nb([_md(f"Goal: X. Time: {budget} on a CPU; GPU less.")]))
+    for no_budget in ("Time: on a CPU, some; GPU less.", "3 layers on a CPU and a GPU"):
+        assert opening_problems(_nb([_md(f"Goal: X. {no_budget}")])), no_budget
 
 
 def test_numbering_fires():

@@ -203,7 +203,7 @@ class LabRun:
 def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: float | None = None,
               epochs: int = 1, batch_size: int = 128, seed: int = 0,
               stop: threading.Event | None = None, on_update=None,
-              update_every: float = 0.5, device=None, run: LabRun | None = None,
+              update_every: float = 1.0, device=None, run: LabRun | None = None,
               progress: bool = False) -> LabRun:
     """View 3 as a plain call: train one setting on `data.train`, then test it on `data.test`.
 
@@ -228,11 +228,11 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
 
     def on_step(step: int, loss: float) -> None:
         run.step_loss.append(loss)
+        if stop.is_set():             # before drawing: a Stop waits for one step at most
+            raise KeyboardInterrupt   # fit() ends cleanly and returns the history
         if on_update is not None and time.perf_counter() - last[0] >= update_every:
             on_update(run)
             last[0] = time.perf_counter()
-        if stop.is_set():
-            raise KeyboardInterrupt   # fit() ends cleanly and returns the history
 
     t0 = time.perf_counter()
     try:
@@ -436,7 +436,7 @@ class TrainingLab(_Shown):
 
     def __init__(self, controls: LabControls, data: CifarData, *, batch_size: int = 128,
                  epochs: int = 1, max_epochs: int = 10, lr: float | None = None, device=None,
-                 update_every: float = 0.5):
+                 update_every: float = 1.0):
         w = _widgets()
         self.controls, self.data, self.batch_size = controls, data, batch_size
         self.device, self.update_every = device, update_every

@@ -77,6 +77,9 @@ def lab_server(tmp_path):
         "check_for_updates_class": "jupyterlab.handlers.announcements.NeverCheckForUpdate"}}))
     port = _free_port()
     env = {**os.environ, "RESNET_NB_PROFILE": "smoke", "TQDM_DISABLE": "1",
+           # The browser and the kernel share the CPU: OpenMP threads that spin while they
+           # wait would take it from the browser (and slow the kernel many times over).
+           "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
            "JUPYTERLAB_SETTINGS_DIR": str(settings),
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),

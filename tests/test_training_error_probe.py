@@ -1,16 +1,19 @@
 """probes.TrainingErrorProbe measures the training error during fit() without changing it."""
+import functools
+
 import torch
 
 from resnet_nb import cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.probes import TrainingErrorProbe
 
 
+@functools.lru_cache(maxsize=None)     # each run once per test session
 def _run(with_probe: bool):
-    data = make_synthetic(256, 64, seed=1)
+    data = make_synthetic(128, 16, seed=1)
     torch.manual_seed(0)
     model = cifar_resnet(8)
-    cfg = recipe("fast", epochs=2, batch_size=64, lr=0.05, label_smoothing=0.0)
-    probe = TrainingErrorProbe(model, data.train.take(torch.arange(128)), every=3,
+    cfg = recipe("fast", epochs=2, batch_size=32, lr=0.05, label_smoothing=0.0)
+    probe = TrainingErrorProbe(model, data.train.take(torch.arange(64)), every=3,
                                total_steps=8) if with_probe else None
     history = fit(model, data, cfg, on_step=probe, progress=False, evaluate_test=False)
     return history, probe, model
@@ -25,8 +28,8 @@ def test_probe_records_every_few_steps_and_the_last():
     # The error is measured on the images given: the last value equals a fresh evaluation.
     from resnet_nb.train import evaluate
     from resnet_nb.data import Batches
-    data = make_synthetic(256, 64, seed=1)
-    acc = evaluate(model, Batches(data.train.take(torch.arange(128)), 500))["acc"]
+    data = make_synthetic(128, 16, seed=1)
+    acc = evaluate(model, Batches(data.train.take(torch.arange(64)), 500))["acc"]
     assert abs(probe.errors[-1] - (1 - acc)) < 1e-9
 
 

@@ -104,8 +104,13 @@ def pick_device(prefer: str | None = None) -> torch.device:
 
 
 def autocast_for(device: torch.device):
-    """bf16 mixed precision on CUDA; full float32 elsewhere."""
-    if device.type == "cuda":
+    """bf16 mixed precision on CUDA GPUs that compute in bf16 natively; float32 elsewhere.
+
+    Older GPUs (compute capability below 8.0, e.g. Colab's T4) only emulate bf16, which
+    is slower than float32 there, so they train in float32.
+    """
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -208,9 +208,10 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
     """View 3 as a plain call: train one setting on `data.train`, then test it on `data.test`.
 
     The "fast" recipe (one-cycle learning rate peaking at `lr`, by default the recipe's,
-    Nesterov momentum) runs for `epochs` epochs. Setting `stop` ends the run after the current step (fit() returns the
-    history so far) and skips the test. `on_update(run)` is called at most every
-    `update_every` seconds while it trains, and once at the end.
+    Nesterov momentum) runs for `epochs` epochs. Setting `stop` ends the run at the next
+    block or step, mid-step if need be (fit() returns the history so far), and skips the
+    test. `on_update(run)` is called at most every `update_every` seconds while it trains,
+    and once at the end.
     """
     stop = stop or threading.Event()
     lr = recipe("fast").lr if lr is None else lr
@@ -234,6 +235,14 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
             on_update(run)
             last[0] = time.perf_counter()
 
+    def stop_between_blocks(_module, _inputs) -> None:
+        # A step of a deep network takes up to a second on a CPU: checking before each
+        # block's forward pass lets Stop end a run mid-step (before the optimizer step, so
+        # the weights stay those of the last finished step).
+        if stop.is_set():
+            raise KeyboardInterrupt
+
+    hooks = [b.register_forward_pre_hook(stop_between_blocks) for b in model.blocks]
     t0 = time.perf_counter()
     try:
         history = fit(model, train_only, cfg, device=device, on_step=on_step,
@@ -241,6 +250,9 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
         run.status = "completed" if history.status == "completed" else "stopped"
     except TrainingDiverged:
         run.status = "diverged"
+    finally:
+        for h in hooks:
+            h.remove()
     run.train_seconds = time.perf_counter() - t0
     if run.step_loss:
         run.images_per_second = len(run.step_loss) * batch_size / run.train_seconds

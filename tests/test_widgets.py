@@ -261,3 +261,13 @@ def test_exercise_checker_of_notebook_05():
                   lambda r: None):
         with pytest.raises(ExerciseError):
             check_worst_block(wrong)
+
+
+def test_stop_ends_a_run_mid_step_and_leaves_no_hooks(data):
+    stop = threading.Event()
+    stop.set()                        # pressed before the first block of the first step
+    t0 = time.perf_counter()
+    run = train_run(110, "A", False, data, epochs=1, batch_size=64, stop=stop)
+    assert run.status == "stopped" and run.step_loss == [] and run.test_acc is None
+    assert time.perf_counter() - t0 < 5
+    assert all(not b._forward_pre_hooks for b in run.model.blocks)

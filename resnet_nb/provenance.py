@@ -46,5 +46,12 @@ def provenance(device: torch.device | str, **extra) -> dict:
     return {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "device": device_name(device), "platform": platform.platform(),
             "git_commit": git_commit(), "versions": versions(),
-            "command": " ".join(os.path.basename(a) if i == 0 else a
-                                for i, a in enumerate(sys.argv)), **extra}
+            "command": _command(), **extra}
+
+
+def _command() -> str:
+    """The command line that produced the result (`python -m resnet_nb ...` for the CLI)."""
+    first = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    if first == "__main__.py":
+        first = "python -m resnet_nb"
+    return " ".join([first, *sys.argv[1:]])

@@ -87,7 +87,12 @@ class CifarData:
 
     def subset(self, train: int | None = None, test: int | None = None,
                seed: int = 0) -> "CifarData":
-        """A random subset (without replacement) of the training and/or test set."""
+        """A random subset (without replacement) of the training and/or test set.
+
+        The chosen images keep the source's order, and an image-folder copy is
+        stored class by class: draw a random sample (or use Batches, which
+        shuffles) rather than slicing the first n images.
+        """
         g = torch.Generator().manual_seed(seed)
 
         def pick(s: ImageSet | None, n: int | None) -> ImageSet | None:

@@ -14,7 +14,7 @@ from torch import nn
 
 from .data import Batches
 from .models import CifarResNet
-from .train import evaluate
+from .train import evaluate, progress_bar
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ def lesion_study(model: CifarResNet, batches: Batches, progress: bool = False) -
     accs = []
     indices = range(len(blocks))
     if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices, desc="lesions", leave=False)
+        indices = progress_bar(indices, desc="lesions", leave=False)
     try:
         for i in indices:
             for j, b in enumerate(blocks):

@@ -181,8 +181,15 @@ def _atomic_write(path: Path, write: Callable) -> None:
             os.unlink(tmp)
 
 
-def _progress(iterable, **kwargs):
-    from tqdm.auto import tqdm  # honours TQDM_DISABLE=1
+def progress_bar(iterable, **kwargs):
+    """A tqdm.auto bar (a widget in Jupyter), switched off when TQDM_DISABLE is set.
+
+    tqdm's terminal bar reads TQDM_DISABLE itself, but its notebook bar does not,
+    so the setting is applied here for both.
+    """
+    from tqdm.auto import tqdm
+    if os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false"):
+        kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
 
 
@@ -207,7 +214,7 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
     losses, correct, seen = [], torch.zeros((), device=device), 0
     step = first_step
     # Pass `disable` only to switch the bar off: otherwise TQDM_DISABLE=1 decides.
-    bar = _progress(batches, desc=desc, leave=False, **({} if progress else {"disable": True}))
+    bar = progress_bar(batches, desc=desc, leave=False, **({} if progress else {"disable": True}))
     for x, y in bar:
         lr = lr_schedule(step)
         for group in optimizer.param_groups:

@@ -151,3 +151,15 @@ def test_checkpoint_holds_only_plain_data(tiny, tmp_path):
     assert set(state) == {"model", "optimizer", "epoch", "history", "train_config",
                           "model_config"}
     assert state["model_config"]["depth"] == 8
+
+
+def test_progress_bars_obey_tqdm_disable_also_in_notebooks(monkeypatch):
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    import resnet_nb.train as T
+    monkeypatch.setattr("tqdm.auto.tqdm", notebook_tqdm)   # as in a Jupyter kernel
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert T.progress_bar(range(3)).disable
+    monkeypatch.delenv("TQDM_DISABLE")
+    monkeypatch.setattr("tqdm.auto.tqdm", __import__("tqdm").tqdm)
+    assert not T.progress_bar(range(3), file=open("/dev/null", "w")).disable

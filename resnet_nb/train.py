@@ -301,14 +301,17 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
 def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | os.PathLike |
         None = None, resume: bool = False, device: str | torch.device | None = None,
         on_step: Callable[[int, float], None] | None = None, progress: bool = True,
-        evaluate_test: bool = True, provenance: dict | None = None) -> History:
+        evaluate_test: bool = True, provenance: dict | None = None,
+        verbose: bool = True) -> History:
     """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
 
     With `out_dir`, a checkpoint and the history are written after every epoch,
     and `resume=True` continues from the checkpoint there exactly as if the
     run had not stopped. The stop button (KeyboardInterrupt) ends training
     cleanly: the history so far is returned and the model is left as it is.
+    `verbose=False` keeps fit from printing (the message is in `history.message`).
     """
+    say = print if verbose else (lambda *a, **k: None)
     device = pick_device(str(device) if device is not None else None)
     model.to(device=device, memory_format=torch.channels_last)
     train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
@@ -326,9 +329,9 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
             raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
         if (out / CHECKPOINT).exists():
             start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device)
-            print(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
+            say(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
         else:
-            print(f"no checkpoint in {out.name}/ yet: starting from the beginning")
+            say(f"no checkpoint in {out.name}/ yet: starting from the beginning")
 
     history.status = "running"
     epoch = start_epoch
@@ -362,7 +365,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
                            f"{len(history.epochs)} finished epoch(s)"
                            + (f"; resume=True continues from the checkpoint in {out.name}/"
                               if out is not None and history.epochs else ""))
-        print(history.message)
+        say(history.message)
     except FloatingPointError as e:
         history.status = "diverged"
         history.message = (f"training diverged: {e} in epoch {epoch + 1}. Try a lower learning "

@@ -246,7 +246,7 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
     t0 = time.perf_counter()
     try:
         history = fit(model, train_only, cfg, device=device, on_step=on_step,
-                      progress=progress, evaluate_test=False)
+                      progress=progress, evaluate_test=False, verbose=False)
         run.status = "completed" if history.status == "completed" else "stopped"
     except TrainingDiverged:
         run.status = "diverged"

@@ -164,3 +164,12 @@ def test_progress_bars_obey_tqdm_disable_also_in_notebooks(monkeypatch):
     # tqdm.notebook ignores TQDM_DISABLE, so it must be passed on explicitly; when the
     # variable is unset nothing is forced, so an explicit disable=... still decides.
     assert seen == [{"desc": "x", "disable": True}, {"desc": "x"}]
+
+
+def test_quiet_fit_prints_nothing_when_stopped(tiny, capsys):
+    def stop(step, loss):
+        raise KeyboardInterrupt
+    h = fit(cifar_resnet(8), tiny, recipe("fast", epochs=1, batch_size=64), device="cpu",
+            progress=False, on_step=stop, verbose=False)
+    assert h.status == "interrupted" and "stopped during epoch 1" in h.message
+    assert capsys.readouterr().out == ""

@@ -408,11 +408,17 @@ def make_synthetic(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Cif
 
 # --- mini-batches --------------------------------------------------------------
 
+def _normalisation(device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), each (1, 3, 1, 1): x_uint8 * scale + shift = (x / 255 - mean) / std."""
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    return 1 / (255 * std), -mean / std
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float32, scaled to 0..1 and standardised per channel."""
-    mean = torch.tensor(MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255 - mean) / std
+    scale, shift = _normalisation(images.device)
+    return images.float() * scale + shift
 
 
 def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -457,10 +463,8 @@ class Batches:
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.memory_format = memory_format
         self.epoch = 0
-        # x_norm = x_uint8 * scale + shift, per channel; kept on the device (no copy per batch).
-        std = torch.tensor(STD, device=self.images.device).view(1, 3, 1, 1)
-        mean = torch.tensor(MEAN, device=self.images.device).view(1, 3, 1, 1)
-        self._scale, self._shift = 1 / (255 * std), -mean / std
+        # Kept on the device, so that normalising a batch copies nothing from the host.
+        self._scale, self._shift = _normalisation(self.images.device)
 
     def __len__(self) -> int:
         n = len(self.labels)

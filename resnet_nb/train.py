@@ -193,12 +193,21 @@ def progress_bar(iterable, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
-def _first_bad(losses: list[torch.Tensor]) -> int | None:
-    """Index of the first non-finite loss, or None. One device sync for all of them."""
-    if not losses:
-        return None
-    finite = torch.isfinite(torch.stack(losses).float()).cpu()
-    return None if bool(finite.all()) else int((~finite).nonzero()[0])
+def _check_finite(losses: list[torch.Tensor], start: int, first_step: int,
+                  lr_schedule: Callable[[int], float]) -> None:
+    """Raise FloatingPointError naming the first step from losses[start:] whose loss is not finite.
+
+    One device sync for all the losses checked, instead of one per step.
+    """
+    if start >= len(losses):
+        return
+    finite = torch.isfinite(torch.stack(losses[start:]).float()).cpu()
+    if bool(finite.all()):
+        return
+    i = start + int((~finite).nonzero()[0])
+    at = first_step + i
+    raise FloatingPointError(f"the loss became {float(losses[i])} at step {at} "
+                             f"(lr {lr_schedule(at):.3g})")
 
 
 def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
@@ -212,7 +221,7 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
     device = batches.images.device
     model.train()
     losses, correct, seen = [], torch.zeros((), device=device), 0
-    step = first_step
+    step, checked = first_step, 0          # checked: losses already found finite
     # Pass `disable` only to switch the bar off: otherwise TQDM_DISABLE=1 decides.
     bar = progress_bar(batches, desc=desc, leave=False, **({} if progress else {"disable": True}))
     for x, y in bar:
@@ -230,22 +239,15 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
         step += 1
-        # Check finiteness every 25 steps: one device sync instead of one per step.
+        # Check finiteness every 25 steps (every step with a callback): syncs are costly on GPUs.
         if on_step is not None or step % 25 == 0:
-            bad = _first_bad(losses[-25:])
-            if bad is not None:
-                at = step - len(losses[-25:]) + bad
-                raise FloatingPointError(f"the loss became {float(losses[at - first_step])} at "
-                                         f"step {at} (lr {lr_schedule(at):.3g})")
+            _check_finite(losses, checked, first_step, lr_schedule)
+            checked = len(losses)
             if step % 25 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.3g}", refresh=False)
         if on_step is not None:
             on_step(step, loss.item())
-    bad = _first_bad(losses)
-    if bad is not None:
-        at = first_step + bad
-        raise FloatingPointError(f"the loss became {float(losses[bad])} at step {at} "
-                                 f"(lr {lr_schedule(at):.3g})")
+    _check_finite(losses, checked, first_step, lr_schedule)
     step_loss = torch.stack(losses).float().cpu().tolist() if losses else []
     return {"loss": sum(step_loss) / max(len(step_loss), 1),
             "acc": float(correct) / max(seen, 1), "step_loss": step_loss}

@@ -120,10 +120,6 @@ def architecture_view(depth: int = 20, shortcut: str = "A", preact: bool = False
 
 # --- view 2: signal and gradient at initialisation ------------------------------------------
 
-def _plain_name(depth: int, preact: bool) -> str:
-    return f"{'preact-' if preact else ''}plain-{depth}"
-
-
 @dataclass(frozen=True, repr=False)
 class SignalView:
     """Per-block activation RMS and gradient norm of a setting and of its twin, at initialisation.
@@ -162,7 +158,7 @@ def signal_profiles(depth: int, shortcut: str, preact: bool, images: torch.Tenso
     residual = signal_profile(model, images, labels)
     with shortcuts_off(model):   # the same weights, every shortcut contributing 0
         plain = signal_profile(model, images, labels)
-    names = (model.name, _plain_name(depth, preact))
+    names = (model.name, build_model_name(depth, "none", preact))
     if shortcut == "none":
         return plain, residual, names[1], names[0]
     return residual, plain, names[0], names[1]

@@ -247,7 +247,7 @@ def _reproduce(args, argv: list[str]) -> int:
             "started": started, "wall_seconds": round(wall, 1),
             "device": device_name(device), "jobs": args.jobs, "precision": args.precision,
             "compile": args.compile or "off",
-            "runs": [s.run_id for r, s in todo if r is rset]})
+            "queued": [s.run_id for r, s in todo if r is rset]})
     write_manifest(out)
     print(f"{'interrupted' if interrupted else 'done'} after {wall:.0f} s; "
           f"{'all runs finished' if ok else 'some runs are not finished: run the same command again to resume them'}; "

@@ -353,15 +353,19 @@ def compact_history(folder: Path) -> None:
 
 def record_set(rset: ReferenceSet, specs: list[RunSpec], out: Path, command: str,
                sitting: dict) -> dict:
-    """<out>/<set>/set.json: the set's budget, recipe, runs and sittings (wall time, device)."""
+    """<out>/<set>/set.json: the set's budget, recipe, runs and sittings (wall time, device).
+
+    `sitting` describes this sitting (its "queued" runs among them); the runs it finished
+    are added to it as "finished".
+    """
     path = Path(out) / rset.name / SET_INFO
     info = json.loads(path.read_text()) if path.exists() else {}
+    before = set(info.get("finished_runs", []))
+    finished = {s.run_id for s in specs if is_finished(run_dir(out, s), rset.train_config(s))}
     info.update(name=rset.name, title=rset.title, budget=rset.budget(),
                 definition=json.loads(json.dumps(asdict(rset))), command=command)
-    info.setdefault("sittings", []).append(sitting)
-    finished = sorted(s.run_id for s in specs
-                      if is_finished(run_dir(out, s), rset.train_config(s)))
-    info["finished_runs"] = sorted(set(info.get("finished_runs", [])) | set(finished))
+    info.setdefault("sittings", []).append({**sitting, "finished": sorted(finished - before)})
+    info["finished_runs"] = sorted(before | finished)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=1) + "\n")
     return info
@@ -434,10 +438,6 @@ def summary_table(out: Path) -> str:
             "measured: train error (%) | budget | device | wall time per run |",
             "|---|---|---|---|---|---|---|---|"]
     for set_name in SETS:
-        info_path = Path(out) / set_name / SET_INFO
-        if not info_path.exists():
-            continue
-        info = json.loads(info_path.read_text())
         rset = get_set(set_name)
         found = collect(out, set_name)
         for spec in sorted({s for s in rset.runs([0])}, key=lambda s: (s.shortcut != "none",
@@ -475,7 +475,8 @@ def speed_table(out: Path) -> str:
         found = collect(out, set_name)
         lines.append(f"{set_name}: " + "; ".join(
             f"{s['wall_seconds']:.0f} s on {s['device']} ({s['jobs']} at a time, compile "
-            f"{s['compile']}, runs {', '.join(s['runs']) or 'none'})" for s in info["sittings"]))
+            f"{s['compile']}; finished {', '.join(s.get('finished', [])) or 'none'})"
+            for s in info["sittings"]))
         for network, m in found.items():
             lines.append(f"  {m.label:<11} {statistics.median(m.images_per_second):>9,.0f} "
                          f"images/s (median over {len(m.images_per_second)} run(s); runs "

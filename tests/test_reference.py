@@ -158,3 +158,47 @@ def test_bad_reproduce_arguments_are_one_line_errors(tmp_path, capsys):
     assert main(["reproduce", "fig6", "--depths", "21", "--out", str(tmp_path)]) == 2
     assert "fig6 has depths 20, 32, 44, 56, not 21" in capsys.readouterr().err
     assert main(["reproduce", "--out", str(tmp_path)]) == 2
+
+
+# --- the runs committed in reference/ -------------------------------------------------
+
+COMMITTED = Path(__file__).resolve().parent.parent / "reference"
+
+
+def test_the_committed_files_match_their_manifest():
+    files = json.loads((COMMITTED / MANIFEST).read_text())["files"]
+    stored = {p.relative_to(COMMITTED).as_posix() for p in COMMITTED.rglob("*")
+              if p.is_file() and p.name not in (MANIFEST, ".gitignore", "checkpoint.pt",
+                                                "train.log")}
+    assert stored == set(files), "every stored file is in the manifest, and only those"
+    for name, entry in files.items():
+        assert sha256(COMMITTED / name) == entry["sha256"], name
+    weights = [COMMITTED / n for n in files if n.startswith("weights/")]
+    assert len(weights) == 4 and sum(p.stat().st_size for p in weights) <= 8_000_000
+
+
+def test_the_committed_networks_load(monkeypatch):
+    monkeypatch.setenv("RESNET_NB_REFERENCE", str(COMMITTED))
+    for network in ("plain-20", "plain-56", "resnet-20", "resnet-56"):
+        model = reference.load_model(network)
+        depth = int(network.split("-")[1])
+        assert model.config.depth == depth
+        assert model.config.shortcut == ("none" if network.startswith("plain") else "A")
+        h = reference.load_history(network)
+        assert h.status == "completed" and len(h.epochs) == 30 and h.steps_per_epoch == 390
+        assert h.provenance["train_images"] == 50_000 and h.provenance["test_images"] == 10_000
+        assert "H100" in h.provenance["device"]
+
+
+def test_the_committed_fig6_runs_show_what_the_course_says(monkeypatch):
+    """01 and the README state these orderings; they must stay true of the stored runs."""
+    monkeypatch.setenv("RESNET_NB_REFERENCE", str(COMMITTED))
+    runs = reference.histories("fig6", seed=0)
+    err = {n: {k: 100 * (1 - hs[0].last(f"{k}_acc")) for k in ("train", "test")}
+           for n, hs in runs.items()}
+    for kind in ("train", "test"):
+        plain = [err[f"plain-{d}"][kind] for d in (20, 32, 44, 56)]
+        assert plain == sorted(plain), f"plain nets: deeper trains worse ({kind} error)"
+        assert err["resnet-56"][kind] < err["resnet-20"][kind], "ResNet-56 beats ResNet-20"
+        for d in (20, 32, 44, 56):
+            assert err[f"resnet-{d}"][kind] < err[f"plain-{d}"][kind], "shortcuts help"

@@ -193,9 +193,11 @@ def test_validation_split_and_subset():
     # A sample of the training images, each at most once, each with its own label
     # (tests/test_data_plumbing.py checks the order, the seed and the test part).
     index = {bytes(img.flatten().numpy()): i for i, img in enumerate(data.train.images)}
-    picked = [index[bytes(img.flatten().numpy())] for img in small.train.images]
-    assert len(set(picked)) == 30 and picked == sorted(picked)
-    assert small.train.labels.tolist() == data.train.labels[picked].tolist()
+    for n in (30, 150):        # 150 of 200 drawn with replacement would repeat images
+        part = data.subset(train=n).train
+        picked = [index[bytes(img.flatten().numpy())] for img in part.images]
+        assert len(set(picked)) == n and picked == sorted(picked)
+        assert part.labels.tolist() == data.train.labels[picked].tolist()
     with pytest.raises(ValueError):
         data.split_validation(0)
 

@@ -89,25 +89,26 @@ def test_the_seed_changes_the_order():
 
 def test_subset_is_a_seeded_sample_without_replacement_in_source_order():
     data = make_synthetic(200, 60)
-    data = data.split_validation(20)
+    data = data.split_validation(20)                                     # 180 training images
     ids = ImageSet(data.train.images, torch.arange(len(data.train)))      # label = index
     data = type(data)(ids, data.test, data.val)
-    small = data.subset(train=30, test=10, seed=1)
+    # Large samples (120 of 180, 40 of 60): drawn with replacement they would repeat images.
+    small = data.subset(train=120, test=40, seed=1)
     idx = small.train.labels
-    assert len(idx) == 30 and len(set(idx.tolist())) == 30                # no repeats
+    assert len(idx) == 120 and len(set(idx.tolist())) == 120              # no repeats
     assert torch.equal(idx, idx.sort().values)                           # source order kept
     assert torch.equal(small.train.images, data.train.images[idx])       # images go with labels
-    assert not torch.equal(idx, torch.arange(30))                        # not the first 30
+    assert not torch.equal(idx, torch.arange(120))                       # not the first 120
     # The test subset: test images, each once, with their own labels.
     rows = {bytes(img.flatten().numpy()): int(lab) for img, lab in
             zip(data.test.images, data.test.labels)}
-    assert len(small.test) == 10
-    assert len({bytes(img.flatten().numpy()) for img in small.test.images}) == 10
+    assert len(small.test) == 40
+    assert len({bytes(img.flatten().numpy()) for img in small.test.images}) == 40
     assert all(rows[bytes(img.flatten().numpy())] == int(lab)
                for img, lab in zip(small.test.images, small.test.labels))
     assert small.val is data.val                                         # untouched
-    assert torch.equal(data.subset(train=30, seed=1).train.labels, idx)  # seeded
-    assert not torch.equal(data.subset(train=30, seed=2).train.labels, idx)
+    assert torch.equal(data.subset(train=120, seed=1).train.labels, idx)  # seeded
+    assert not torch.equal(data.subset(train=120, seed=2).train.labels, idx)
     assert data.subset(train=500).train is data.train                    # more than there is
     with pytest.raises(ValueError, match="positive"):
         data.subset(train=0)

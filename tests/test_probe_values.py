@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from resnet_nb import cifar_resnet, fit, lesioned, make_synthetic, plain_net, recipe
 from resnet_nb.data import Batches, normalize
-from resnet_nb.probes import batch_dependence, lesion_study, signal_profile
+from resnet_nb.probes import (BatchDependence, TrainingErrorProbe, batch_dependence,
+                             lesion_study, signal_profile)
 from resnet_nb.train import evaluate
 
 
@@ -183,3 +184,33 @@ def test_batch_dependence_values_by_hand():
     assert d8.images == 32 and d8.changed > 0 and d8.spread > 0.01
     with pytest.raises(ValueError, match="at least one batch of 64"):
         batch_dependence(Centring(), x, batch_size=64)
+
+
+def test_lesion_study_with_a_progress_bar_gives_the_same_numbers():
+    data, nets = trained_nets()
+    test = Batches(data.test, 64)
+    assert lesion_study(nets[0], test, progress=True) == lesion_study(nets[0], test)
+
+
+def test_batch_dependence_text():
+    d = BatchDependence(batch_size=8, trials=4, images=64, changed=0.125, vs_eval=0.5,
+                        spread=0.0312)
+    assert str(d) == ("batch    8: prediction changes with the batch-mates for  12.5% of images "
+                      "(logit noise   3.1%); differs from eval mode in  50.0%")
+
+
+def test_training_error_probe_steps():
+    data = make_synthetic(20, 10)
+    model = small_net()
+    with pytest.raises(ValueError, match="every must be a positive number"):
+        TrainingErrorProbe(model, data.train, every=0)
+    probe = TrainingErrorProbe(model, data.train, every=4, batch_size=8)
+    for step in range(1, 11):
+        probe(step, 0.0)
+    assert probe.steps == [4, 8] and len(probe.errors) == 2       # no total: multiples only
+    assert probe._batches.batch_size == 8 and len(probe._batches) == 3
+    assert model.training                                          # handed back as it was
+    acc = evaluate(model, Batches(data.train, 20))["acc"]          # (leaves it in eval mode)
+    assert probe.errors == [pytest.approx(1 - acc)] * 2
+    probe(12, 0.0)
+    assert not model.training and probe.steps == [4, 8, 12]

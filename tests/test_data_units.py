@@ -236,3 +236,106 @@ def test_batches_sizes():
     b = Batches(data, 16, train=True, seed=2)
     b.set_epoch(5)
     assert b.epoch == 5
+
+
+class Py2Pickler(pickle._Pickler):
+    """Writes text and bytes as Python 2 `str` (BINSTRING), as in torchvision's CIFAR-10
+    pickles, which were made with Python 2: reading them needs encoding="latin1"."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _binstring(self, data: bytes):
+        self.write(pickle.BINSTRING + len(data).to_bytes(4, "little") + data)
+        self.memoize(data)
+
+    dispatch[bytes] = lambda self, obj: Py2Pickler._binstring(self, obj)
+    dispatch[str] = lambda self, obj: Py2Pickler._binstring(self, obj.encode("latin1"))
+
+
+def py2_pickle(obj) -> bytes:
+    import io
+    buf = io.BytesIO()
+    Py2Pickler(buf, protocol=2).dump(obj)
+    return buf.getvalue()
+
+
+def py2_tv_folder(root, n=3, names=tuple(c.upper() for c in CLASSES)):
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    truth = {}
+    for name in D._TV_FILES[:-1]:
+        # Pixels above 127 cannot be read as ASCII, which is what pickle assumes otherwise.
+        data = rng.integers(128, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(x) for x in rng.integers(0, 10, n)]
+        truth[name] = (data, labels)
+        (folder / name).write_bytes(py2_pickle({"data": data, "labels": labels}))
+    (folder / "batches.meta").write_bytes(py2_pickle({"label_names": list(names)}))
+    return folder, truth
+
+
+@pytest.mark.parametrize("as_archive", [False, True])
+def test_torchvision_pickles_made_by_python_2(tmp_path, as_archive):
+    folder, truth = py2_tv_folder(tmp_path / "tv")
+    with pytest.raises(UnicodeDecodeError):
+        pickle.loads((folder / "data_batch_1").read_bytes())        # why latin1 is needed
+    source = folder
+    if as_archive:
+        source = tmp_path / "cifar-10-python.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(folder, arcname="cifar-10-batches-py")
+    data = load_cifar10(source, verbose=False)
+    want = torch.cat([torch.as_tensor(truth[f"data_batch_{i}"][0]) for i in range(1, 6)])
+    assert torch.equal(data.train.images, want.view(-1, 3, 32, 32))
+    assert data.train.images.dtype == torch.uint8 and data.train.labels.dtype == torch.int64
+    assert data.test.labels.tolist() == truth["test_batch"][1]
+    assert data.classes == tuple(c.upper() for c in CLASSES)       # the names in batches.meta
+    kind = "archive" if as_archive else "torchvision folder"
+    assert data.source == f"{kind} {D._show(source)}"
+
+
+def test_torchvision_archive_without_its_test_batch(tmp_path):
+    folder = tv_folder(tmp_path / "tv")
+    (folder / "test_batch").unlink()
+    archive = tmp_path / "tv.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    with pytest.raises(DataError, match=r"lacks \['test_batch'\]"):
+        load_cifar10(archive, verbose=False)
+    (folder / "batches.meta").unlink()
+    with tarfile.open(archive, "w:gz") as tar:                       # batches, but no meta
+        tar.add(folder, arcname="cifar-10-batches-py")
+    with pytest.raises(DataError, match="lacks"):
+        load_cifar10(archive, verbose=False)
+
+
+@pytest.mark.parametrize("top", ["cifar10", None])
+def test_an_archive_loads_the_same_arrays_as_its_folder(tmp_path, top):
+    src = image_folder(tmp_path / "src", n=3, seed=2)
+    # Other images in the archive are not CIFAR images and are skipped.
+    for extra in ("samples/cat", "."):
+        (src / extra).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(src / extra / "preview.png")
+    archive = tmp_path / "c.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        if top:
+            tar.add(src, arcname=top)
+        else:                                                      # train/ and test/ at the top
+            for split in ("train", "test"):
+                tar.add(src / split, arcname=split)
+            tar.add(src / "preview.png", arcname="preview.png")
+    folder = load_cifar10(src, verbose=False)
+    packed = load_cifar10(archive, verbose=False)
+    assert torch.equal(packed.train.images, folder.train.images)
+    assert torch.equal(packed.train.labels, folder.train.labels)
+    assert torch.equal(packed.test.images, folder.test.images)
+    assert packed.classes == folder.classes == CLASSES
+
+
+def test_subset_edges():
+    data = make_synthetic(40, 10)
+    assert data.subset(train=40).train is data.train                 # all of it: the same set
+    assert len(data.subset(train=1).train) == 1                       # one image is a subset
+    assert torch.equal(data.subset(train=20).train.images,           # the default seed is 0
+                       data.subset(train=20, seed=0).train.images)
+    assert data.subset().train is data.train and data.subset().test is data.test

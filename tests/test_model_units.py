@@ -186,3 +186,23 @@ def test_summarize_leaves_the_mode_and_counts_the_preact_head():
     model.eval()
     summarize(model)
     assert not model.training
+
+
+def test_bottleneck_lesion_and_an_injected_shortcut():
+    torch.manual_seed(0)
+    b = Bottleneck(64, 16, stride=2).eval()
+    x = torch.randn(2, 64, 8, 8)
+    with torch.no_grad():
+        b.enabled = False                                # F(x) = 0: relu(shortcut(x))
+        torch.testing.assert_close(b(x), torch.relu(b.shortcut(x)))
+    injected = Bottleneck(64, 16, shortcut=NoShortcut())
+    assert isinstance(injected.shortcut, NoShortcut) and not injected.is_residual
+    assert isinstance(injected.pass_through, IdentityShortcut)
+
+
+def test_summarize_feeds_an_input_of_the_models_device_and_dtype():
+    # A model on the meta device (shapes without memory) and one in float64: a float32
+    # CPU input would fail on either.
+    shapes = {r.name: r.output_shape for r in summarize(cifar_resnet(8).to("meta")).rows}
+    assert shapes["stage3"] == (64, 8, 8)
+    assert summarize(cifar_resnet(8).double()).total_parameters == 75_290

@@ -206,3 +206,11 @@ def test_summarize_feeds_an_input_of_the_models_device_and_dtype():
     shapes = {r.name: r.output_shape for r in summarize(cifar_resnet(8).to("meta")).rows}
     assert shapes["stage3"] == (64, 8, 8)
     assert summarize(cifar_resnet(8).double()).total_parameters == 75_290
+
+
+@pytest.mark.parametrize("block", [BasicBlock, PreActBlock])
+def test_blocks_keep_the_shape_by_default(block):
+    x = torch.randn(2, 8, 6, 6)
+    b = block(8, 8)
+    assert b.conv1.stride == (1, 1) and b(x).shape == x.shape
+    assert isinstance(b.shortcut, IdentityShortcut)

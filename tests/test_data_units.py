@@ -339,3 +339,55 @@ def test_subset_edges():
     assert torch.equal(data.subset(train=20).train.images,           # the default seed is 0
                        data.subset(train=20, seed=0).train.images)
     assert data.subset().train is data.train and data.subset().test is data.test
+
+
+class _Planted:
+    """Unpickling this calls os.makedirs(path): what a tampered cache file could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return os.makedirs, (self.path,)
+
+
+def test_a_tampered_cache_file_runs_no_code_and_is_rebuilt(tmp_path):
+    src = image_folder(tmp_path / "cifar")
+    first = load_cifar10(src, verbose=False)
+    (cache_file,) = (tmp_path / "cache").glob("cifar10-*.pt")
+    planted = tmp_path / "planted"
+    torch.save({"train_images": _Planted(str(planted))}, cache_file)
+    again = load_cifar10(src, verbose=False)
+    assert not planted.exists()                        # weights_only: no code ran
+    assert torch.equal(again.train.images, first.train.images)
+
+
+def test_the_cache_keeps_class_names_and_says_where_the_data_came_from(tmp_path, capsys):
+    src = image_folder(tmp_path / "x", classes=("zebra", "apple", "moth"))
+    first = load_cifar10(src)
+    capsys.readouterr()
+    second = load_cifar10(src)
+    assert "decoded cache" in capsys.readouterr().out
+    assert second.classes == ("apple", "moth", "zebra") and second.source == first.source
+    assert second.source == "image folder " + D._show(src)
+
+
+def test_messages_name_the_copy_and_the_image(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    only_train = tmp_path / "half"
+    (only_train / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(DataError, match="neither"):
+        load_cifar10(only_train, verbose=False)
+    src = image_folder(tmp_path / "bad", classes=CLASSES[:2])
+    (src / "train" / "airplane" / "0.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"cannot decode image train/airplane/#0 "):
+        load_cifar10(src, verbose=False)
+    (src / "train" / "extra").mkdir()
+    with pytest.raises(DataError, match=r"^image folder bad: the train and test class folders"):
+        load_cifar10(src, verbose=False)
+    archive = tmp_path / "bad.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src, arcname="bad")
+        tar.add(src / "train" / "airplane" / "0.png", arcname="bad/train/extra/0.png")
+    with pytest.raises(DataError, match=r"^archive bad.tar.gz: the train and test class folders"):
+        load_cifar10(archive, verbose=False)

@@ -160,12 +160,13 @@ def test_plain_lesion_passes_the_input_on_so_accuracy_is_not_chance():
 class Centring(torch.nn.Module):
     """The first 10 pixels as logits, minus their batch mean in training mode (BN's centring)."""
 
-    def __init__(self):
+    def __init__(self, scale=1.0):
         super().__init__()
         self.unused = torch.nn.Parameter(torch.zeros(()))   # batch_dependence reads the device
+        self.scale = scale
 
     def forward(self, x):
-        z = x.flatten(1)[:, :10]
+        z = self.scale * x.flatten(1)[:, :10]
         return z - z.mean(0) if self.training else z
 
 
@@ -214,3 +215,20 @@ def test_training_error_probe_steps():
     assert probe.errors == [pytest.approx(1 - acc)] * 2
     probe(12, 0.0)
     assert not model.training and probe.steps == [4, 8, 12]
+
+
+def test_batch_dependence_is_seeded_scale_free_and_leaves_the_random_state_alone():
+    x = torch.randn(48, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(1)
+    state = torch.get_rng_state()
+    a = batch_dependence(Centring(), x, batch_size=8)
+    assert torch.equal(torch.get_rng_state(), state)        # its own generator, seeded
+    torch.manual_seed(2)
+    assert batch_dependence(Centring(), x, batch_size=8) == a
+    assert a == batch_dependence(Centring(), x, batch_size=8, trials=4, seed=0)   # defaults
+    assert a.trials == 4 and batch_dependence(Centring(), x, 8, seed=1) != a
+    # The spread is a ratio: logits ten times larger have the same spread.
+    assert batch_dependence(Centring(10.0), x, batch_size=8).spread == pytest.approx(a.spread)
+    # One trial: nothing to compare with, so no prediction changes.
+    one = batch_dependence(Centring(), x, batch_size=8, trials=1)
+    assert one.changed == 0 and one.vs_eval > 0

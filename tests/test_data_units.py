@@ -391,3 +391,28 @@ def test_messages_name_the_copy_and_the_image(tmp_path, monkeypatch):
         tar.add(src / "train" / "airplane" / "0.png", arcname="bad/train/extra/0.png")
     with pytest.raises(DataError, match=r"^archive bad.tar.gz: the train and test class folders"):
         load_cifar10(archive, verbose=False)
+
+
+def test_the_cache_is_written_through_a_hidden_temporary_file_beside_it(tmp_path, monkeypatch):
+    src = image_folder(tmp_path / "cifar")
+    cache = tmp_path / "deep" / "er" / "cache"                   # made, parents and all
+    written = []
+    real_save = torch.save
+
+    def spy(obj, f, *a, **k):
+        written.append(Path(f))
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, "save", spy)
+    load_cifar10(src, cache_dir=cache, verbose=False)
+    (tmp,) = written
+    # Beside the cache entry (so the final rename is atomic), hidden, never a cifar10-*.pt.
+    assert tmp.parent == cache and tmp.name.startswith(".") and not tmp.name.startswith("cifar10-")
+    assert [p.name.startswith("cifar10-") for p in cache.iterdir()] == [True]
+
+    def fails(obj, f, *a, **k):                                 # a full disk, say
+        Path(f).write_bytes(b"half")
+        raise OSError("No space left on device")
+    monkeypatch.setattr(torch, "save", fails)
+    with pytest.raises(OSError, match="No space"):
+        load_cifar10(src, cache_dir=tmp_path / "other", verbose=False)
+    assert list((tmp_path / "other").iterdir()) == []           # nothing half-written is left

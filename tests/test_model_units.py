@@ -214,3 +214,9 @@ def test_blocks_keep_the_shape_by_default(block):
     b = block(8, 8)
     assert b.conv1.stride == (1, 1) and b(x).shape == x.shape
     assert isinstance(b.shortcut, IdentityShortcut)
+
+
+def test_plain_net_defaults_and_passes_settings_on():
+    assert plain_net().name == "plain-20" and plain_net().config.shortcut == "none"
+    m = plain_net(14, width=8, preact=True)
+    assert m.config.width == 8 and m.config.preact and m.name == "preact-plain-14"

@@ -232,3 +232,11 @@ def test_batch_dependence_is_seeded_scale_free_and_leaves_the_random_state_alone
     # One trial: nothing to compare with, so no prediction changes.
     one = batch_dependence(Centring(), x, batch_size=8, trials=1)
     assert one.changed == 0 and one.vs_eval > 0
+
+
+def test_training_error_probe_can_measure_after_every_step():
+    data = make_synthetic(20, 10)
+    probe = TrainingErrorProbe(small_net(), data.train, every=1)
+    for step in (1, 2, 3):
+        probe(step, 0.0)
+    assert probe.steps == [1, 2, 3]

@@ -167,6 +167,7 @@ def test_torchvision_download_is_moved_in_place_once(tmp_path, monkeypatch):
 
     class FakeCIFAR10:
         def __init__(self, root, train=True, download=False):
+            assert download is True
             calls.append(root)
             tv_folder(Path(root))
 
@@ -178,6 +179,9 @@ def test_torchvision_download_is_moved_in_place_once(tmp_path, monkeypatch):
         ["cifar-10-batches-py"]                                      # no temporary folder left
     load_cifar10("torchvision", cache_dir=tmp_path / "cache", verbose=False)
     assert len(calls) == 1                                           # not downloaded again
+    # It downloads into a hidden folder beside the final one, so the move is one rename.
+    assert Path(calls[0]).parent == tmp_path / "cache" / "torchvision"
+    assert Path(calls[0]).name.startswith(".")
 
     class EmptyCIFAR10:
         def __init__(self, root, train=True, download=False):
@@ -186,6 +190,9 @@ def test_torchvision_download_is_moved_in_place_once(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="incomplete"):
         load_cifar10("torchvision", cache_dir=tmp_path / "other", verbose=False)
     assert list((tmp_path / "other" / "torchvision").iterdir()) == []
+    # A later try, in the folder the failed one left, succeeds.
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    assert len(load_cifar10("torchvision", cache_dir=tmp_path / "other", verbose=False).test) == 2
 
 
 def test_split_validation_bounds_and_seed():

@@ -240,3 +240,14 @@ def test_training_error_probe_can_measure_after_every_step():
     for step in (1, 2, 3):
         probe(step, 0.0)
     assert probe.steps == [1, 2, 3]
+
+
+def test_lesion_study_shows_a_bar_only_when_asked(monkeypatch):
+    import resnet_nb.probes as P
+    data, nets = trained_nets()
+    bars = []
+    monkeypatch.setattr(P, "progress_bar", lambda it, **kw: bars.append(kw) or it)
+    lesion_study(nets[0], Batches(data.test, 128))
+    assert bars == []
+    lesion_study(nets[0], Batches(data.test, 128), progress=True)
+    assert bars == [{"desc": "lesions", "leave": False}]

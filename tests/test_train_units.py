@@ -2,6 +2,7 @@
 history, atomic writes, the finiteness check, and fit's branches (resume, other models)."""
 import contextlib
 import json
+import pickle
 import re
 import warnings
 
@@ -229,3 +230,22 @@ def test_diverged_message_suggests_a_tenth_of_the_rate(tmp_path):
     h = info.value.history
     assert h.message == message and len(h.epochs) == epoch - 1
     assert found[5] == (f"; the last good epoch is saved in {tmp_path.name}/" if h.epochs else ".")
+
+
+class _Planted:
+    """Unpickling this calls os.makedirs(path): what a tampered checkpoint could do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+        return os.makedirs, (self.path,)
+
+
+def test_a_tampered_checkpoint_is_refused_without_running_code(tmp_path):
+    planted = tmp_path / "planted"
+    torch.save({"model": _Planted(str(planted))}, tmp_path / "checkpoint.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        T.load_checkpoint(tmp_path / "checkpoint.pt")
+    assert not planted.exists()

@@ -91,9 +91,16 @@ def test_history_last_and_round_trip(tmp_path):
 
 
 def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_path):
-    target = tmp_path / "sub" / "f.json"
-    T._atomic_write(target, lambda f: f.write(b"old"))
+    target = tmp_path / "sub" / "dir" / "f.json"             # folders made as needed
+    seen = []
+
+    def write(f):
+        seen.extend(p.name for p in target.parent.iterdir())  # while it writes
+        f.write(b"old")
+    T._atomic_write(target, write)
     assert target.read_bytes() == b"old"
+    # It wrote a hidden temporary file beside the target (so the rename is atomic).
+    assert len(seen) == 1 and seen[0].startswith(".f.json.")
 
     def half(f):
         f.write(b"half")

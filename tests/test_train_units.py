@@ -83,10 +83,10 @@ def test_seed_everything_seeds_torch():
 def test_history_last_and_round_trip(tmp_path):
     h = History()
     assert h.last("test_acc") is None and h.last("test_acc", 0.5) == 0.5
-    h.epochs = [{"test_acc": 0.25}, {"test_acc": 0.75}]
+    h.epochs = [{"test_acc": 0.25}, {"test_acc": 0.5}, {"test_acc": 0.75}]
     assert h.last("test_acc") == 0.75 and h.last("missing", -1) == -1
     h.save(tmp_path / "h.json")
-    assert json.loads((tmp_path / "h.json").read_text())["epochs"][1] == {"test_acc": 0.75}
+    assert json.loads((tmp_path / "h.json").read_text())["epochs"][2] == {"test_acc": 0.75}
     assert History.load(tmp_path / "h.json") == h
 
 

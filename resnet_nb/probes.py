@@ -138,7 +138,6 @@ class BatchDependence:
                 f"mode in {self.vs_eval:6.1%}")
 
 
-@torch.no_grad()
 def batch_dependence(model: nn.Module, images: torch.Tensor, batch_size: int,
                      trials: int = 4, seed: int = 0) -> BatchDependence:
     """Run `images` through a copy of `model` in training mode, in random batches of `batch_size`.
@@ -149,7 +148,13 @@ def batch_dependence(model: nn.Module, images: torch.Tensor, batch_size: int,
     eval mode (BN's running statistics, no dependence on the batch).
     The model itself, BN running statistics included, is left untouched.
     """
-    probe = copy.deepcopy(model)
+    # `with`, not the @torch.no_grad() decorator: mutmut skips decorated functions.
+    with torch.no_grad():
+        return _batch_dependence(copy.deepcopy(model), images, batch_size, trials, seed)
+
+
+def _batch_dependence(probe: nn.Module, images: torch.Tensor, batch_size: int, trials: int,
+                      seed: int) -> BatchDependence:
     device = next(probe.parameters()).device
     images = images.to(device)
     n = (len(images) // batch_size) * batch_size

@@ -190,6 +190,14 @@ def test_validation_split_and_subset():
                                                               dim=0).shape[0]
     small = data.subset(train=30, test=10)
     assert len(small.train) == 30 and len(small.test) == 10
+    # A sample of the training images, each at most once, each with its own label
+    # (tests/test_data_plumbing.py checks the order, the seed and the test part).
+    index = {bytes(img.flatten().numpy()): i for i, img in enumerate(data.train.images)}
+    for n in (30, 150):        # 150 of 200 drawn with replacement would repeat images
+        part = data.subset(train=n).train
+        picked = [index[bytes(img.flatten().numpy())] for img in part.images]
+        assert len(set(picked)) == n and picked == sorted(picked)
+        assert part.labels.tolist() == data.train.labels[picked].tolist()
     with pytest.raises(ValueError):
         data.split_validation(0)
 
@@ -234,10 +242,15 @@ def test_batches_order_augmentation_and_normalisation():
 
 
 def test_normalisation_uses_cifar_statistics():
+    # CIFAR-10's per-channel mean and standard deviation of the training images (0..1 scale),
+    # written out here rather than read from the module, so that wrong constants fail.
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     img = torch.full((1, 3, 2, 2), 255, dtype=torch.uint8)
     out = normalize(img)
     for c in range(3):
-        assert out[0, c, 0, 0].item() == pytest.approx((1 - D.MEAN[c]) / D.STD[c], rel=1e-6)
+        assert out[0, c, 0, 0].item() == pytest.approx((1 - mean[c]) / std[c], rel=1e-5)
+    assert normalize(torch.zeros(1, 3, 1, 1, dtype=torch.uint8)).flatten().tolist() == \
+        pytest.approx([-m / s for m, s in zip(mean, std)], rel=1e-5)
 
 
 def test_real_cifar10_copy(real_data_path):
@@ -246,3 +259,12 @@ def test_real_cifar10_copy(real_data_path):
     assert data.train.labels.bincount().tolist() == [5000] * 10
     mean = data.train.images.float().mean((0, 2, 3)) / 255
     torch.testing.assert_close(mean, torch.tensor(D.MEAN), atol=3e-3, rtol=0)
+    # The standard deviation over all training pixels of a channel (not the often copied
+    # 0.2023, 0.1994, 0.2010, which are means of per-image deviations).
+    std = (data.train.images.float() / 255).transpose(0, 1).flatten(1).std(dim=1)
+    torch.testing.assert_close(std, torch.tensor(D.STD), atol=3e-3, rtol=0)
+    # Normalised, the training images have mean 0 and deviation 1 in every channel.
+    x = normalize(data.train.images[::10])
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(3), atol=0.02, rtol=0)
+    torch.testing.assert_close(x.transpose(0, 1).flatten(1).std(dim=1), torch.ones(3),
+                               atol=0.02, rtol=0)

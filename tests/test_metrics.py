@@ -42,13 +42,20 @@ def test_misclassified_indices():
     assert misclassified(torch.tensor([1, 2, 3, 4]), torch.tensor([1, 0, 3, 0])).tolist() == [1, 3]
 
 
-def test_training_throughput_counts_images_and_trains():
+def test_training_throughput_counts_images_and_trains(monkeypatch):
     data = make_synthetic(40, 10).train
     model = cifar_resnet(8)
     before = [p.detach().clone() for p in model.parameters()]
+    # A clock that reads the number of images the model has seen: the time measured is then
+    # the number of images trained on while the clock ran, warm-up steps excluded.
+    seen = []
+    model.register_forward_pre_hook(lambda _m, inputs: seen.append(len(inputs[0])))
+    import resnet_nb.metrics as M
+    monkeypatch.setattr(M, "time", type("Clock", (), {"perf_counter": lambda: float(sum(seen))}))
     t = training_throughput(model, data, batch_size=8, images=16, warmup_steps=1)
-    assert t.images == 16 and t.seconds > 0 and t.images_per_second == 16 / t.seconds
-    assert "batch    8" in str(t) and "images/s" in str(t)
+    assert seen == [8, 8, 8]                    # one warm-up step, two timed steps
+    assert t.images == 16 and t.seconds == 16.0 and t.images_per_second == 1.0
+    assert str(t) == "batch    8:      1.0 images/s (16 images in 16.00 s)"
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="need"):
         training_throughput(cifar_resnet(8), data, batch_size=32, images=64)

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from resnet_nb import (BasicBlock, Bottleneck, PreActBlock, cifar_resnet, count_parameters,
@@ -142,6 +143,26 @@ def test_lesioned_plain_block_passes_its_input_on():
         torch.testing.assert_close(model.blocks[1](x), x)
 
 
+def _random_bn_statistics(block, seed=0):
+    """Eval-mode BNs that do something: random running statistics, scales and shifts."""
+    g = torch.Generator().manual_seed(seed)
+    for m in block.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.randn(c, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(c, generator=g) * 0.2)
+    return block.eval()
+
+
+def _bn(x, bn):
+    """BatchNorm in eval mode, written out: (x - mean) / sqrt(var + eps) * scale + shift."""
+    v = lambda t: t.view(1, -1, 1, 1)
+    return (x - v(bn.running_mean)) / torch.sqrt(v(bn.running_var) + bn.eps) * v(bn.weight) \
+        + v(bn.bias)
+
+
 def test_bottleneck_and_preact_blocks():
     b = Bottleneck(64, 16, stride=2)
     assert b(torch.randn(2, 64, 16, 16)).shape == (2, 64, 8, 8)
@@ -152,6 +173,44 @@ def test_bottleneck_and_preact_blocks():
     assert count_parameters(same) == 64 * 16 + 16 * 16 * 9 + 16 * 64 + 2 * (16 + 16 + 64)
     p = PreActBlock(16, 32, stride=2)
     assert p(torch.randn(2, 16, 32, 32)).shape == (2, 32, 16, 16)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_bottleneck_computes_relu_of_its_three_convolutions_plus_the_shortcut(stride):
+    """He et al. 2015, Fig. 5 right: relu(BN(W3 relu(BN(W2 relu(BN(W1 x))))) + shortcut(x))."""
+    torch.manual_seed(0)
+    b = _random_bn_statistics(Bottleneck(64, 16, stride=stride))
+    x = torch.randn(2, 64, 8, 8)
+    conv = lambda t, c: F.conv2d(t, c.weight, stride=c.stride, padding=c.padding)
+    with torch.no_grad():
+        h = torch.relu(_bn(conv(x, b.conv1), b.bn1))
+        h = torch.relu(_bn(conv(h, b.conv2), b.bn2))
+        h = _bn(conv(h, b.conv3), b.bn3)
+        shortcut = x if stride == 1 else _bn(conv(x, b.shortcut.conv), b.shortcut.bn)
+        want = torch.relu(h + shortcut)
+        torch.testing.assert_close(b(x), want, rtol=1e-4, atol=1e-5)
+        assert b.conv2.stride == (stride, stride) and b.conv1.stride == (1, 1)
+        # Zero the last BN's scale and shift: the block becomes relu(shortcut(x)).
+        nn.init.zeros_(b.last_bn().weight)
+        nn.init.zeros_(b.last_bn().bias)
+        torch.testing.assert_close(b(x), torch.relu(shortcut), rtol=1e-4, atol=1e-5)
+
+
+def test_preact_block_adds_its_branch_to_the_shortcut_with_nothing_after_the_sum():
+    """He et al. 2016, Fig. 1b: x + W2 relu(BN(W1 relu(BN(x)))), no ReLU after the addition."""
+    torch.manual_seed(0)
+    p = _random_bn_statistics(PreActBlock(16, 32, stride=2))
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        h = F.conv2d(torch.relu(_bn(x, p.bn1)), p.conv1.weight, stride=2, padding=1)
+        h = F.conv2d(torch.relu(_bn(h, p.bn2)), p.conv2.weight, padding=1)
+        shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, 0, 16))        # option A
+        out = p(x)
+        torch.testing.assert_close(out, h + shortcut, rtol=1e-4, atol=1e-5)
+        assert (out < 0).any()                                         # no ReLU at the end
+        assert p.last_bn() is None
+        p.enabled = False                                              # lesioned: the shortcut
+        torch.testing.assert_close(p(x), shortcut)
 
 
 @pytest.mark.parametrize("kwargs,match", [

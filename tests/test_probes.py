@@ -3,6 +3,7 @@ import torch
 from resnet_nb import cifar_resnet, make_synthetic, plain_net
 from resnet_nb.data import Batches, normalize
 from resnet_nb.probes import lesion_study, signal_profile
+from resnet_nb.train import evaluate
 
 
 def _batch(n=16):
@@ -47,4 +48,5 @@ def test_lesion_study_restores_the_model():
     r = lesion_study(model, batches)
     assert len(r.lesioned_acc) == 3 and r.downsampling == (False, True, True)
     assert all(b.enabled for b in model.blocks)
-    assert len(r.drop) == 3 and 0 <= r.baseline_acc <= 1
+    assert r.baseline_acc == evaluate(model, batches)["acc"]
+    assert r.drop == tuple(r.baseline_acc - a for a in r.lesioned_acc)

@@ -72,6 +72,11 @@ def test_fit_history_is_plain_json(tiny, tmp_path):
     assert state["epoch"] == 2
     fresh = cifar_resnet(8)
     fresh.load_state_dict(state["model"])
+    # The checkpoint holds the trained weights and BN statistics: the same outputs.
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in fresh.state_dict().items())
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(x), model.eval()(x))   # fit made it channels-last
 
 
 def test_seeded_cpu_runs_are_reproducible(tiny):

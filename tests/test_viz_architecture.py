@@ -1,4 +1,5 @@
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,61 @@ def test_image_figures_run_and_label_their_axes():
     assert "5 of 20" in figs[-1]._suptitle.get_text()
     for f in figs + [fig]:
         matplotlib.pyplot.close(f)
+
+
+def _shown(ax):
+    """The pixels an axes shows, as a (C, H, W) tensor (C = 1 for a grey map)."""
+    a = torch.as_tensor(np.asarray(ax.images[0].get_array()))
+    return a.permute(2, 0, 1) if a.dim() == 3 else a[None]
+
+
+def test_examples_per_class_shows_images_of_that_class_in_its_row():
+    data = make_synthetic(60, 20)
+    classes = [f"class {i}" for i in range(10)]
+    fig = viz.show_examples_per_class(data.train, classes, per_class=3)
+    axes = fig.axes
+    assert len(axes) == 30
+    for i, ax in enumerate(axes):
+        k = i // 3                                    # row k: class k
+        pixels = _shown(ax)
+        of_class = data.train.images[data.train.labels == k]
+        assert any(torch.equal(pixels, img) for img in of_class), f"row {k}, column {i % 3}"
+        assert ax.get_title() == (classes[k] if i % 3 == 0 else "")
+    # Three different images per class, not one repeated.
+    assert all(not torch.equal(_shown(axes[3 * k]), _shown(axes[3 * k + 1])) for k in range(10))
+    matplotlib.pyplot.close(fig)
+
+
+def test_augmentations_figure_shows_each_original_then_its_versions():
+    data = make_synthetic(10, 10)
+    originals = data.train.images[:2]
+    versions = [torch.flip(originals, dims=[-1]), originals.roll(3, dims=-2)]
+    fig = viz.show_augmentations(originals, versions, labels=["cat", "dog"])
+    axes = fig.axes
+    assert len(axes) == 6                              # 2 rows of original + 2 versions
+    for row in range(2):
+        assert torch.equal(_shown(axes[3 * row]), originals[row])
+        for j in range(2):
+            assert torch.equal(_shown(axes[3 * row + 1 + j]), versions[j][row])
+    assert [ax.get_title() for ax in axes] == ["cat", "augmented 1", "augmented 2", "dog", "", ""]
+    matplotlib.pyplot.close(fig)
+
+
+def test_channels_figure_scales_each_channel_and_marks_zero_channels():
+    maps = torch.randn(5, 6, 6, generator=torch.Generator().manual_seed(0))
+    maps[3] = 0                                        # a padded channel (option A)
+    fig = viz.show_channels(maps, title="five channels", ncols=4)
+    axes = fig.axes
+    assert len(axes) == 8 and [ax.axison for ax in axes[5:]] == [False] * 3
+    for c in range(5):
+        ax = axes[c]
+        assert torch.allclose(_shown(ax)[0].double(), maps[c].double())
+        lo, hi = ax.images[0].get_clim()
+        if c == 3:
+            assert (lo, hi) == (0.0, 1.0) and ax.title.get_color() == "tab:orange"
+        else:
+            assert (lo, hi) == pytest.approx((float(maps[c].min()), float(maps[c].max())))
+            assert ax.title.get_color() == "black"
+        assert ax.get_title() == str(c)
+    assert fig._suptitle.get_text() == "five channels"
+    matplotlib.pyplot.close(fig)

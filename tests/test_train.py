@@ -154,7 +154,8 @@ def test_checkpoint_holds_only_plain_data(tiny, tmp_path):
         device="cpu", progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert set(state) == {"model", "optimizer", "epoch", "history", "train_config",
-                          "model_config"}
+                          "model_config", "scaler"}
+    assert state["scaler"] == {}        # float32 on a CPU: no loss scaling to carry on
     assert state["model_config"]["depth"] == 8
 
 

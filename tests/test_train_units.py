@@ -13,8 +13,8 @@ from torch import nn
 import resnet_nb.train as T
 from resnet_nb import History, cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.data import Batches
-from resnet_nb.train import (TrainConfig, autocast_for, lr_at, make_optimizer, pick_device,
-                             seed_everything, train_one_epoch)
+from resnet_nb.train import (TrainConfig, autocast_for, grad_scaler, lr_at, make_optimizer,
+                             pick_device, resolve_precision, seed_everything, train_one_epoch)
 
 
 @pytest.mark.parametrize("field, bad, match", [
@@ -59,18 +59,33 @@ def test_pick_device_prefers_cuda_then_mps(monkeypatch):
     assert pick_device("") == torch.device("cpu")
 
 
-def test_autocast_bf16_only_on_gpus_with_native_bf16(monkeypatch):
+def test_autocast_bf16_on_gpus_with_native_bf16_fp16_with_loss_scaling_on_older_ones(monkeypatch):
     assert isinstance(autocast_for("cpu"), contextlib.nullcontext)
-    for capability, bf16 in (((8, 0), True), ((9, 0), True), ((7, 5), False)):
+    assert not grad_scaler("cpu").is_enabled()
+    for capability, dtype in (((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16),
+                              ((7, 5), torch.float16)):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
         with warnings.catch_warnings():     # "CUDA is not available": fine, it is not entered
             warnings.simplefilter("ignore")
             ctx = autocast_for(torch.device("cuda"))
-        if bf16:
-            assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == torch.bfloat16
-            assert ctx.device == "cuda"
-        else:
-            assert isinstance(ctx, contextlib.nullcontext)
+            scaler = grad_scaler(torch.device("cuda"))
+            fp32 = autocast_for(torch.device("cuda"), "fp32")
+        assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == dtype
+        assert ctx.device == "cuda"
+        assert resolve_precision("cuda", "auto") == ("bf16" if dtype == torch.bfloat16 else "fp16")
+        assert isinstance(fp32, contextlib.nullcontext)
+        # Only fp16 needs loss scaling (without CUDA the scaler switches itself off with a
+        # warning, so ask for what it was built with).
+        assert scaler._enabled == (dtype == torch.float16)
+
+
+def test_precision_is_checked():
+    assert resolve_precision("cpu", "auto") == "fp32" == resolve_precision("cpu", "fp32")
+    with pytest.raises(ValueError, match="fp16 mixed precision needs a CUDA GPU"):
+        resolve_precision("cpu", "fp16")
+    with pytest.raises(ValueError, match="precision must be one of 'auto', 'bf16', 'fp16', "
+                                         "'fp32', got 'half'"):
+        resolve_precision("cpu", "half")
 
 
 def test_seed_everything_seeds_torch():

@@ -65,14 +65,15 @@ def test_autocast_bf16_on_gpus_with_native_bf16_fp16_with_loss_scaling_on_older_
     for capability, dtype in (((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16),
                               ((7, 5), torch.float16)):
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d, c=capability: c)
-        # The scaler switches itself off where CUDA is missing: pretend it is there (nothing
-        # here runs on it).
-        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
         with warnings.catch_warnings():     # "CUDA is not available": fine, it is not entered
             warnings.simplefilter("ignore")
             ctx = autocast_for(torch.device("cuda"))
-            scaler = grad_scaler(torch.device("cuda"))
             fp32 = autocast_for(torch.device("cuda"), "fp32")
+        # The scaler switches itself off where CUDA is missing: pretend it is there (nothing
+        # here runs on it).
+        with monkeypatch.context() as m:
+            m.setattr(torch.cuda, "is_available", lambda: True)
+            scaler = grad_scaler(torch.device("cuda"))
         assert isinstance(ctx, torch.autocast) and ctx.fast_dtype == dtype
         assert ctx.device == "cuda"
         assert resolve_precision("cuda", "auto") == ("bf16" if dtype == torch.bfloat16 else "fp16")

@@ -17,9 +17,11 @@ from importlib import metadata
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 
-# The oldest versions the course is tested against (pyproject.toml's ranges).
-MINIMUM = {"torch": "2.2", "torchvision": "0.17", "matplotlib": "3.5", "ipywidgets": "7.7",
-           "tqdm": "4.66", "numpy": "1.21"}
+# The oldest versions the course is tested against (pyproject.toml's floors; a test checks
+# that they agree, and .ci/floors runs the course on exactly these).
+MINIMUM = {"torch": "2.2", "torchvision": "0.17", "numpy": "1.26", "matplotlib": "3.9",
+           "ipywidgets": "7.7", "tqdm": "4.66"}
+MINIMUM_PYTHON = (3, 10)
 EXAMPLE_DATA = "export RESNET_NB_DATA=/path/to/cifar-10-batches-py   (or a .tar.gz of it)"
 
 
@@ -56,7 +58,7 @@ def check_package(name: str, minimum: str | None = None) -> Check:
         version = metadata.version(name)
     except metadata.PackageNotFoundError:
         return Check(name, PROBLEM, "not installed",
-                     f"install the course with its dependencies: pip install -e \".[dev]\" "
+                     f"install the course with its dependencies: pip install -e \".[notebook]\" "
                      f"(or pip install {name})")
     if minimum and _version_tuple(version) < _version_tuple(minimum):
         return Check(name, PROBLEM, version, f"the course needs {name} >= {minimum}: "
@@ -66,8 +68,9 @@ def check_package(name: str, minimum: str | None = None) -> Check:
 
 def check_python() -> Check:
     version = platform.python_version()
-    if sys.version_info < (3, 9):
-        return Check("python", PROBLEM, version, "the course needs Python 3.9 or newer")
+    if sys.version_info < MINIMUM_PYTHON:
+        return Check("python", PROBLEM, version, "the course needs Python "
+                     f"{'.'.join(map(str, MINIMUM_PYTHON))} or newer")
     return Check("python", OK, version)
 
 

@@ -66,6 +66,23 @@ def check_package(name: str, minimum: str | None = None) -> Check:
     return Check(name, OK, version)
 
 
+def check_numpy() -> Check:
+    """numpy, and whether torch can use it: torch before 2.3 was built for NumPy 1 and cannot
+    exchange arrays with NumPy 2 (torch.from_numpy raises 'Numpy is not available')."""
+    check = check_package("numpy")
+    if not check.ok:
+        return check
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return check
+    if _version_tuple(torch_version) < (2, 3) and _version_tuple(check.value) >= (2,):
+        return Check("numpy", PROBLEM, check.value,
+                     f"torch {torch_version} was built for NumPy 1 and cannot use NumPy "
+                     f"{check.value}: pip install \"numpy>=1.26,<2\" (or torch >= 2.3)")
+    return check
+
+
 def check_python() -> Check:
     version = platform.python_version()
     if sys.version_info < MINIMUM_PYTHON:
@@ -134,9 +151,9 @@ def check_data(source: str | os.PathLike | None = None) -> Check:
 def check_environment(source: str | os.PathLike | None = None) -> list[Check]:
     """Every check, in the order a student fixes them: Python, packages, device, profile, data."""
     from .profiles import get_profile
-    checks = [check_python()] + [check_package(name) for name in
-                                 ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets",
-                                  "tqdm")]
+    checks = [check_python(), check_package("torch"), check_package("torchvision"),
+              check_numpy()] + [check_package(name) for name in
+                                ("matplotlib", "ipywidgets", "tqdm")]
     try:
         profile_name = get_profile().name
     except ValueError:

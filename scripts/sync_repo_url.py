@@ -73,7 +73,8 @@ class Repository:
                 f"{self.branch}/notebooks/{notebook}")
 
     def binder_url(self) -> str:
-        return f"https://mybinder.org/v2/gh/{self.owner}/{self.name}/{self.branch.replace('/', '%2F')}"
+        branch = self.branch.replace("/", "%2F")
+        return f"https://mybinder.org/v2/gh/{self.owner}/{self.name}/{branch}"
 
 
 def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:

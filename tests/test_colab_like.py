@@ -240,6 +240,11 @@ def test_the_lab_runs_and_reacts_in_the_classic_notebook(classic_server, tmp_pat
             # Cell > Run All
             page.click("#celllink")
             page.click("#run_all_cells")
+            # The saved notebook already shows In [1], [2], ...: wait for the run to start
+            # (In [*]) before waiting for it to end.
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.code_cell .input_prompt')]"
+                ".some(p => p.textContent.includes('*'))", timeout=120_000, polling=100)
             page.wait_for_function(
                 """() => {
                     const prompts = [...document.querySelectorAll('.code_cell .input_prompt')];

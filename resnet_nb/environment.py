@@ -17,9 +17,11 @@ from importlib import metadata
 
 OK, WARNING, PROBLEM = "ok", "warning", "problem"
 
-# The oldest versions the course is tested against (pyproject.toml's ranges).
-MINIMUM = {"torch": "2.2", "torchvision": "0.17", "matplotlib": "3.5", "ipywidgets": "7.7",
-           "tqdm": "4.66", "numpy": "1.21"}
+# The oldest versions the course is tested against (pyproject.toml's floors; a test checks
+# that they agree, and .ci/floors runs the course on exactly these).
+MINIMUM = {"torch": "2.2", "torchvision": "0.17", "numpy": "1.26", "matplotlib": "3.9",
+           "ipywidgets": "7.7", "tqdm": "4.66"}
+MINIMUM_PYTHON = (3, 10)
 EXAMPLE_DATA = "export RESNET_NB_DATA=/path/to/cifar-10-batches-py   (or a .tar.gz of it)"
 
 
@@ -56,7 +58,7 @@ def check_package(name: str, minimum: str | None = None) -> Check:
         version = metadata.version(name)
     except metadata.PackageNotFoundError:
         return Check(name, PROBLEM, "not installed",
-                     f"install the course with its dependencies: pip install -e \".[dev]\" "
+                     f"install the course with its dependencies: pip install -e \".[notebook]\" "
                      f"(or pip install {name})")
     if minimum and _version_tuple(version) < _version_tuple(minimum):
         return Check(name, PROBLEM, version, f"the course needs {name} >= {minimum}: "
@@ -64,10 +66,28 @@ def check_package(name: str, minimum: str | None = None) -> Check:
     return Check(name, OK, version)
 
 
+def check_numpy() -> Check:
+    """numpy, and whether torch can use it: torch before 2.3 was built for NumPy 1 and cannot
+    exchange arrays with NumPy 2 (torch.from_numpy raises 'Numpy is not available')."""
+    check = check_package("numpy")
+    if not check.ok:
+        return check
+    try:
+        torch_version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return check
+    if _version_tuple(torch_version) < (2, 3) and _version_tuple(check.value) >= (2,):
+        return Check("numpy", PROBLEM, check.value,
+                     f"torch {torch_version} was built for NumPy 1 and cannot use NumPy "
+                     f"{check.value}: pip install \"numpy>=1.26,<2\" (or torch >= 2.3)")
+    return check
+
+
 def check_python() -> Check:
     version = platform.python_version()
-    if sys.version_info < (3, 9):
-        return Check("python", PROBLEM, version, "the course needs Python 3.9 or newer")
+    if sys.version_info < MINIMUM_PYTHON:
+        return Check("python", PROBLEM, version, "the course needs Python "
+                     f"{'.'.join(map(str, MINIMUM_PYTHON))} or newer")
     return Check("python", OK, version)
 
 
@@ -131,9 +151,9 @@ def check_data(source: str | os.PathLike | None = None) -> Check:
 def check_environment(source: str | os.PathLike | None = None) -> list[Check]:
     """Every check, in the order a student fixes them: Python, packages, device, profile, data."""
     from .profiles import get_profile
-    checks = [check_python()] + [check_package(name) for name in
-                                 ("torch", "torchvision", "numpy", "matplotlib", "ipywidgets",
-                                  "tqdm")]
+    checks = [check_python(), check_package("torch"), check_package("torchvision"),
+              check_numpy()] + [check_package(name) for name in
+                                ("matplotlib", "ipywidgets", "tqdm")]
     try:
         profile_name = get_profile().name
     except ValueError:

@@ -21,20 +21,28 @@ def device_name(device: torch.device | str) -> str:
     return device.type
 
 
-def git_commit() -> str:
-    """The commit of the resnet_nb checkout ('+dirty' with local changes), or 'unknown'.
+def git_commit(package_dir: str | os.PathLike | None = None) -> str:
+    """The commit of the git checkout that holds the imported package ('+dirty' with local
+    changes), or 'unknown'.
 
+    Only a checkout that tracks the package's own files counts: a package installed into a
+    virtual environment that happens to lie inside some other repository is not part of that
+    repository's commit. `package_dir` (default: this package's folder) is for tests.
     RESNET_NB_GIT_COMMIT overrides it, for a copy of a checkout without its .git folder
     (e.g. a working tree sent to a GPU machine).
     """
     if os.environ.get("RESNET_NB_GIT_COMMIT"):
         return os.environ["RESNET_NB_GIT_COMMIT"]
-    root = Path(__file__).resolve().parent.parent
+    package = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=package, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        git("ls-files", "--error-unmatch", "--", "__init__.py")   # fails where it is untracked
+        sha = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

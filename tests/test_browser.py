@@ -1,7 +1,7 @@
 """The interactive lab in a real browser: JupyterLab 4 + ipywidgets 8, driven by Playwright.
 
 JupyterLab is started on a free local port without a token, in a temporary folder holding a
-copy of notebooks/05_interactive_lab.ipynb (the committed file is never touched), with the
+copy of notebooks/NN_interactive_lab.ipynb (the committed file is never touched), with the
 smoke profile. Debian's chromium (`apt-get install chromium`) is driven by Playwright for
 Python through `executable_path`: no browser download. The test runs all cells, switches the
 shortcut control, moves the depth slider with the mouse, and checks that the views changed and
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "05_interactive_lab.ipynb"
+NOTEBOOK = min((ROOT / "notebooks").glob("[0-9][0-9]_interactive_lab.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",

@@ -1,11 +1,17 @@
 import json
+import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+
+try:
+    import tomllib
+except ModuleNotFoundError:   # Python < 3.11: tomli comes with the [dev] extra there
+    import tomli as tomllib
 
 from resnet_nb.cli import main
 from resnet_nb.profiles import PROFILES, get_profile
@@ -91,28 +97,73 @@ def _norm(name):
 
 
 # conda-forge names of the PyPI packages, where they differ.
-CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base"}
+CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base",
+               "playwright": "playwright-python"}
 
 
-def test_pyproject_and_environment_yml_agree():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    pip_deps = project["dependencies"] + project["optional-dependencies"]["dev"]
-    wanted = {}
-    for dep in pip_deps:
-        m = re.match(r"([A-Za-z0-9_.-]+)\s*(.*)", dep)
-        wanted[_norm(CONDA_NAMES.get(m.group(1), m.group(1)))] = m.group(2).replace(" ", "")
+def _environment_yml() -> tuple[dict[str, str], str]:
+    """environment.yml's conda dependencies {name: version range} and its exact Python."""
     env = {}
     text = (ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
         m = re.match(r"\s+- ([A-Za-z0-9_.-]+)([<>=!~].*)?$", line)
         if m:
             env[_norm(m.group(1))] = (m.group(2) or "").strip()
+    return env, env.pop("python", "")
+
+
+def test_pyproject_and_environment_yml_agree():
+    """environment.yml holds what `pip install -e ".[dev]"` installs, under conda-forge names;
+    where [dev] narrows a range of the core (ipywidgets>=8 for JupyterLab 4), [dev]'s holds."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env, python = _environment_yml()
+    m = re.fullmatch(r"=(\d+\.\d+)", python)
+    assert m, f"environment.yml names Python {python!r}: Binder needs an exact one, e.g. =3.11"
+    python = m.group(1)
+    floor = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    assert tuple(map(int, python.split("."))) >= tuple(map(int, floor.split("."))), \
+        f"environment.yml's Python {python} is below requires-python {floor}"
+    wanted = {}
+    for dep in project["dependencies"] + project["optional-dependencies"]["dev"]:
+        req = Requirement(dep)
+        if req.marker and not req.marker.evaluate({"python_version": python}):
+            continue       # e.g. tomli, only below Python 3.11
+        wanted[_norm(CONDA_NAMES.get(req.name, req.name))] = str(req.specifier)
     missing = sorted(set(wanted) - set(env))
     assert not missing, f"in pyproject.toml but not in environment.yml: {missing}"
     differ = {k: (wanted[k], env[k]) for k in wanted if wanted[k] != env[k]}
     assert not differ, f"version ranges differ (pyproject, environment.yml): {differ}"
-    extra = sorted(set(env) - set(wanted) - {"python", "pip"})
+    extra = sorted(set(env) - set(wanted) - {"pip"})
     assert not extra, f"in environment.yml but not in pyproject.toml: {extra}"
+    # Binder installs the package itself after copying the repository (postBuild): a `-e .`
+    # in environment.yml would run before that, and stops Binder from caching the environment.
+    assert not re.search(r"^\s*-\s*(-e|--editable)\b", (ROOT / "environment.yml").read_text(),
+                         re.MULTILINE), "environment.yml installs the package: postBuild does"
+    assert "pip install --no-deps --editable ." in (ROOT / "postBuild").read_text()
+    assert os.access(ROOT / "postBuild", os.X_OK), "postBuild must be executable (chmod +x)"
+
+
+def test_python_version_is_the_same_everywhere():
+    """pyproject's requires-python, the README's set-up line and the environment check agree."""
+    from resnet_nb.environment import MINIMUM_PYTHON
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floor = re.fullmatch(r">=(\d+\.\d+)", project["requires-python"]).group(1)
+    readme = (ROOT / "README.md").read_text()
+    assert f"Python {floor} or newer" in readme
+    assert ".".join(map(str, MINIMUM_PYTHON)) == floor
+
+
+def test_floors_of_the_environment_check_are_pyprojects():
+    """Notebook 00's environment check asks for the versions pyproject.toml requires."""
+    from resnet_nb.environment import MINIMUM
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    floors = {}
+    for dep in project["dependencies"]:
+        req = Requirement(dep)
+        for spec in req.specifier:
+            if spec.operator == ">=":
+                floors[req.name] = spec.version
+    assert MINIMUM == floors
 
 
 def test_importing_does_no_work(tmp_path):

@@ -1,6 +1,8 @@
 """The environment check of notebook 00 gives the right verdict and useful advice."""
+from importlib import metadata
+
 from resnet_nb.environment import (OK, PROBLEM, WARNING, check_data, check_environment,
-                                   check_package, check_profile, format_checks)
+                                   check_numpy, check_package, check_profile, format_checks)
 
 
 def test_a_complete_environment_with_a_data_copy_is_ready(tmp_path, monkeypatch):
@@ -41,3 +43,20 @@ def test_bad_profile_and_missing_or_old_packages_are_problems(monkeypatch):
     assert check_package("no-such-package-xyz").status == PROBLEM
     assert check_package("torch", minimum="999.0").status == PROBLEM
     assert check_package("torch", minimum="1.0").status == OK
+
+
+def test_torch_before_2_3_with_numpy_2_is_a_problem(monkeypatch):
+    """torch 2.2 (the floor) cannot use NumPy 2: torch.from_numpy raises (seen with 2.2.2 and
+    numpy 2.0.2); pip can install that pair, since torch 2.2 does not name numpy at all."""
+    def versions(torch, numpy):
+        table = {"torch": torch, "numpy": numpy}
+        monkeypatch.setattr(metadata, "version", lambda name: table[name])
+    versions("2.2.2+cu121", "2.0.2")
+    c = check_numpy()
+    assert c.status == PROBLEM and '"numpy>=1.26,<2"' in c.advice and "torch 2.2.2" in c.advice
+    versions("2.2.2", "1.26.4")
+    assert check_numpy().status == OK
+    versions("2.3.0", "2.0.2")
+    assert check_numpy().status == OK
+    versions("2.14.1", "1.25.0")
+    assert check_numpy().status == PROBLEM          # below the floor, as before

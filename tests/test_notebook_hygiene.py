@@ -7,8 +7,9 @@ For every notebooks/NN_topic.ipynb:
   - the kernelspec is `python3`; no widget state is saved in the metadata and no widget
     view is left in an output (both render as "model not found");
   - the file is under 2 MB;
-  - the first cell is markdown stating the goal and the time budget: it contains the word
-    "goal", a duration (e.g. "2 minutes", "30 s") and the words "CPU" and "GPU";
+  - the first cell after the "Open in Colab" badge is markdown stating the goal and the time
+    budget: it contains the word "goal", a duration (e.g. "2 minutes", "30 s") and the words
+    "CPU" and "GPU" (tests/test_repo_links.py checks the badge and the install cell);
 and the course's notebooks are numbered 00, 01, 02, ... with no gap or duplicate.
 
 Each check is a function returning a list of problems, so the tests at the end can show
@@ -31,6 +32,7 @@ _AMOUNT = (r"(\d+(\.\d+)?|an?|one|two|three|four|five|six|seven|eight|nine|ten|t
 DURATION = re.compile(rf"\b{_AMOUNT}(\s*(-|to|–|or)\s*{_AMOUNT})?\s*"
                       r"(s|sec|seconds?|min|minutes?|h|hours?)\b", re.IGNORECASE)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
@@ -96,6 +98,8 @@ def metadata_problems(nb: dict) -> list[str]:
 
 def opening_problems(nb: dict) -> list[str]:
     cells = nb["cells"]
+    if cells and cells[0]["cell_type"] == "markdown" and COLAB_BADGE in "".join(cells[0]["source"]):
+        cells = cells[1:]
     if not cells or cells[0]["cell_type"] != "markdown":
         return ["the first cell is not a markdown cell with the goal and the time budget"]
     text = "".join(cells[0]["source"])
@@ -200,6 +204,9 @@ def test_each_check_fires():
     assert opening_problems(_nb([_md("# Title\nGoal: X.")]))              # no time budget
     assert opening_problems(_nb([_md("# Title\nTakes 2 minutes on a CPU and a GPU.")]))
     assert not opening_problems(_nb([GOOD_OPENING]))
+    badge = _md(f"[![Open In Colab]({COLAB_BADGE})](https://colab.research.google.com/github/o/n)")
+    assert not opening_problems(_nb([badge, GOOD_OPENING]))
+    assert opening_problems(_nb([badge, _code("a", 1)]))
     for budget in ("about three minutes", "under a minute", "1-2 minutes", "90 s", "an hour"):
         assert not opening_problems(_nb([_md(f"Goal: X. Time: {budget} on a CPU; GPU less.")]))
     for no_budget in ("Time: on a CPU, some; GPU less.", "3 layers on a CPU and a GPU"):

@@ -259,6 +259,18 @@ def test_a_full_disk_while_caching_keeps_the_data_and_says_so(tmp_path, monkeypa
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []    # no half file, no temp
 
 
+def test_a_download_into_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path,
+                                                                          monkeypatch):
+    import torchvision
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", lambda *a, **k: pytest.fail(
+        "no download should start"))
+    with pytest.raises(DataError, match=r"cannot write the data cache .*, so CIFAR-10 cannot "
+                                        r"be downloaded into it. Set RESNET_NB_CACHE"):
+        load_cifar10("torchvision", cache_dir=blocked, verbose=False)
+
+
 def test_cache_files_are_readable_by_others(tmp_path):
     make_folder(tmp_path / "c")
     old = os.umask(0o022)

@@ -154,6 +154,26 @@ def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):
     assert T.load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_a_closed_terminal_stops_like_ctrl_c(tmp_path, capsys, monkeypatch):
+    """SIGHUP (the terminal was closed) in epoch 2: epoch 1 is kept, --resume continues."""
+    import resnet_nb.train as T
+    real_epoch = T.train_one_epoch
+
+    def epoch(*a, **k):
+        if a[4] > 0:                                   # first_step: epoch 2
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)                              # the handler runs before this ends
+        return real_epoch(*a, **k)
+    monkeypatch.setattr(T, "train_one_epoch", epoch)
+    rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    assert "stopped by SIGHUP; run the same command with --resume" in one_line_error(capsys, rc,
+                                                                                    code=129)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert history["status"] == "interrupted" and len(history["epochs"]) == 1
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL      # restored after main()
+
+
 def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path / "empty"))

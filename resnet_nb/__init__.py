@@ -2,6 +2,25 @@
 
 Importing it does no work: no device probing, no downloads, no data loading.
 """
+import sys as _sys
+
+
+def _quiet_interrupt_while_starting() -> None:
+    """`python -m resnet_nb ...`: a Ctrl-C while the libraries load (seconds) ends the command
+    with one line instead of a traceback. cli.main installs its own handlers once it runs."""
+    argv = getattr(_sys, "orig_argv", [])   # Python >= 3.10
+    if _sys.argv[:1] != ["-m"] or "-m" not in argv or argv[argv.index("-m") + 1:][:1] != [
+            __name__]:
+        return
+    import signal
+
+    def stop(_signum, _frame):
+        _sys.stderr.write(f"python -m {__name__}: stopped by Ctrl-C while starting\n")
+        raise SystemExit(130)
+    signal.signal(signal.SIGINT, stop)
+
+
+_quiet_interrupt_while_starting()
 from .blocks import (BasicBlock, Bottleneck, IdentityShortcut, NoShortcut, PreActBlock,
                      ProjectionShortcut, ZeroPadShortcut, make_shortcut)
 from .data import Batches, CifarData, DataError, ImageSet, load_cifar10, make_synthetic

@@ -1,14 +1,22 @@
-"""The command line: `python -m resnet_nb train|reproduce|info ...`."""
+"""The command line: `python -m resnet_nb train|reproduce|info ...`.
+
+Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
+to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
+"""
 from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 from pathlib import Path
 
 from .models import EXAMPLE_DEPTHS
 from .blocks import SHORTCUT_OPTIONS
-from .train import COMPILE_MODES, PRECISIONS, RECIPE_NAMES
+from .profiles import PROFILE_NAMES
+from .train import COMPILE_MODES, MAX_SEED, PRECISIONS, RECIPE_NAMES
+
+PROG = "python -m resnet_nb"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +33,16 @@ def _size(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}")
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {MAX_SEED}, got {text!r}")
     return value
 
 
@@ -48,12 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test images to report on, or 'all' (default: the profile's)")
     t.add_argument("--val-size", type=int, default=0,
                    help="hold out this many training images for validation (paper: 5000)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=_seed, default=0)
     t.add_argument("--data", help="CIFAR-10 source (default: RESNET_NB_DATA, else torchvision)")
     t.add_argument("--out", help="output folder (default: runs/<model>-<recipe>-seed<seed>)")
     t.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     t.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    t.add_argument("--profile", help="smoke, cpu or gpu (default: RESNET_NB_PROFILE)")
+    t.add_argument("--profile", choices=PROFILE_NAMES,
+                   help="smoke, cpu or gpu (default: RESNET_NB_PROFILE)")
     t.add_argument("--precision", default="auto", choices=PRECISIONS,
                    help="auto: bf16 on GPUs that have it, fp16 with loss scaling on older "
                         "GPUs, float32 on CPUs")
@@ -85,42 +104,131 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, turned into the same clean stop as Ctrl-C."""
+
+
+_signals_received: list[int] = []
+
+
+def _on_signal(signum, _frame):
+    _signals_received.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise _Stopped(signal.Signals(signum).name)
+
+
+def _signal_name(signum: int | None) -> str:
+    return "Ctrl-C" if signum in (None, signal.SIGINT) else signal.Signals(signum).name
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from .data import DataError
+    """Run a command; returns its exit code (see the module docstring)."""
+    # Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
+    # terminal) all stop a run the same way: fit keeps the finished epochs, and --resume
+    # continues. Restored at the end, for callers such as tests that run main() in-process.
+    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
+                                                else [])
+    previous = {}
+    for s in wanted:
+        try:
+            previous[s] = signal.signal(s, _on_signal)
+        except ValueError:   # not the main thread: leave the signals alone
+            break
+    _signals_received.clear()
+    state: dict = {}
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "reproduce":
             return _reproduce(args, argv if argv is not None else sys.argv[1:])
-        return _train(args) if args.command == "train" else _info()
-    except (ValueError, DataError, IndexError) as e:
-        print(f"python -m resnet_nb: error: {e}", file=sys.stderr)
+        return _train(args, state) if args.command == "train" else _info()
+    except KeyboardInterrupt:
+        signum = _signals_received[-1] if _signals_received else signal.SIGINT
+        where = state.get("out")
+        saved = (f"; finished epochs are saved in {where}/, and --resume continues from them"
+                 if where is not None and (where / "checkpoint.pt").exists() else "")
+        print(f"{PROG}: stopped by {_signal_name(signum)}{saved}", file=sys.stderr)
+        return 128 + int(signum)
+    except Exception as e:
+        message = _user_error(e)
+        if message is None:
+            raise             # a bug: the traceback is for us
+        print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _user_error(e: Exception) -> str | None:
+    """The one-line message for an error a user can cause (or their machine), else None."""
+    from .data import DataError
+    from .files import FolderBusy
+    if isinstance(e, (ValueError, DataError, FolderBusy, IndexError)):
+        return str(e)
+    if isinstance(e, OSError):   # a full disk, a read-only folder, a missing file ...
+        if e.strerror and e.filename:
+            return f"{e.strerror}: {e.filename}"
+        return str(e) or type(e).__name__
+    return None
 
 
 def _info() -> int:
+    """Print versions, device, profile, data source and cache; exit 2 if one is unusable."""
     import torch
-    from .data import default_cache_dir, describe_source
+    from .data import DataError, default_cache_dir, describe_source
     from .profiles import get_profile
     from .provenance import device_name, git_commit, versions
     from .train import pick_device
+    problems = []
     for name, v in versions().items():
         print(f"{name:<12}{v}")
     print(f"{'git':<12}{git_commit()}")
     print(f"{'device':<12}{device_name(pick_device())}")
     print(f"{'cuda':<12}{'available' if torch.cuda.is_available() else 'not available'}")
-    print(f"{'profile':<12}{get_profile()}")
-    print(f"{'data':<12}{describe_source()}")
+    try:
+        profile = str(get_profile())
+    except ValueError as e:
+        problems.append("profile")
+        profile = f"PROBLEM: {e}"
+    print(f"{'profile':<12}{profile}")
+    try:
+        data = describe_source()
+        if "(MISSING" in data:
+            problems.append("data")
+    except DataError as e:
+        problems.append("data")
+        data = f"PROBLEM: {e}"
+    print(f"{'data':<12}{data}")
     print(f"{'cache':<12}{default_cache_dir()}")
+    if problems:
+        print(f"{PROG}: error: fix the {' and the '.join(problems)} setting(s) shown above",
+              file=sys.stderr)
+        return 2
     return 0
 
 
-def _train(args) -> int:
-    from dataclasses import replace
+def _check_out(out: Path, resume: bool, cfg, model) -> None:
+    """Everything about --out that can be checked before the data are loaded."""
+    from dataclasses import asdict
+    from .files import FolderLock, check_writable
+    from .train import CHECKPOINT, check_resume
+    check_writable(out, "the output folder (--out)")
+    with FolderLock(out, "the output folder (--out)"):   # another run writing it: refuse now
+        pass
+    if (out / CHECKPOINT).exists():
+        if not resume:
+            raise ValueError(f"{out} already holds a run: add --resume to continue it, "
+                             "or choose another --out")
+        check_resume(out, cfg, asdict(model.config))     # damaged, or other settings
+
+
+def _train(args, state: dict) -> int:
     from .data import load_cifar10
     from .models import cifar_resnet
     from .profiles import get_profile
     from .provenance import provenance
-    from .train import CHECKPOINT, TrainingDiverged, fit, pick_device, recipe, seed_everything
+    from .train import TrainingDiverged, fit, pick_device, recipe, seed_everything
 
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,
@@ -134,13 +242,13 @@ def _train(args) -> int:
         # ("about 400 iterations"), then back to 0.1.
         overrides["warmup_steps"] = 400
     cfg = recipe(args.recipe, **overrides)
+    device = pick_device(args.device)
     seed_everything(args.seed)
     model = cifar_resnet(args.depth, args.shortcut, preact=args.preact)
     slug = re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-")
     out = Path(args.out or f"runs/{slug}-{args.recipe}-seed{args.seed}")
-    if (out / CHECKPOINT).exists() and not args.resume:
-        raise ValueError(f"{out} already holds a run: add --resume to continue it, "
-                         "or choose another --out")
+    _check_out(out, args.resume, cfg, model)   # before the data: problems are found first
+    state["out"] = out
 
     data = load_cifar10(args.data)
     if args.val_size:
@@ -148,7 +256,6 @@ def _train(args) -> int:
     pick = lambda given, default: default if given is None else (None if given == "all" else given)
     data = data.subset(train=pick(args.train_size, profile.train_size),
                        test=pick(args.test_size, profile.test_size), seed=args.seed)
-    device = pick_device(args.device)
     print(f"{model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
           f"{data}; {cfg}; device {device}")
     try:
@@ -157,15 +264,19 @@ def _train(args) -> int:
                                             data_source=data.source),
                       precision=args.precision, compile=args.compile)
     except TrainingDiverged as e:
-        print(f"python -m resnet_nb: {e}", file=sys.stderr)
+        print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     acc = history.last("test_acc")
     print(f"{history.status}: {len(history.epochs)} epoch(s) in {history.wall_time:.0f} s; "
           f"test accuracy {acc:.4f}" if acc is not None else f"{history.status}: no epoch "
           "finished")
     print(f"history and checkpoint in {out}/")
-    return 0 if history.status == "completed" else 130
-
+    if history.status == "completed":
+        return 0
+    signum = _signals_received[-1] if _signals_received else signal.SIGINT
+    print(f"{PROG}: stopped by {_signal_name(signum)}; run the same command with --resume to "
+          "continue" + ("" if history.epochs else " (no epoch had finished)"), file=sys.stderr)
+    return 128 + int(signum)
 
 def _reproduce(args, argv: list[str]) -> int:
     import datetime as dt

@@ -10,6 +10,20 @@ Sources (argument `source`, else the RESNET_NB_DATA environment variable):
 
 Images are decoded once and cached as uint8 tensors (N, 3, 32, 32); a second
 load reads the cache. The source used is printed at load time.
+
+What is checked, so that the data a run uses is the data it says it uses:
+
+* an image folder or archive has exactly CIFAR-10's ten class folders in train/ and
+  test/ (labels come from the names, airplane=0 ... truck=9), every image is 32x32,
+  and it holds one copy of the data set (two copies side by side are refused);
+  macOS metadata (`._*` files, `__MACOSX/`) and other hidden files are ignored;
+* counts: no class may have more images than CIFAR-10 has (5,000 train, 1,000 test);
+  a copy with some class complete and another short is refused as incomplete; a smaller
+  copy (for tests or demos) loads, and the load message says how much of CIFAR-10 it is;
+* torchvision's batches hold only arrays, with CIFAR-10's class names and labels 0..9.
+
+If the cache folder cannot be written (read-only, full, another user's), the data
+are decoded into memory and the load message says so.
 """
 from __future__ import annotations
 
@@ -17,17 +31,18 @@ import hashlib
 import io
 import os
 import pickle
-import shutil
-import sys
 import tarfile
-import tempfile
 import zlib
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
+
+from .files import (NotWritable, atomic_write, check_writable, locked_temp_dir, remove_leftovers,
+                    show_path)
+from .files import reason as _why
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
            "dog", "frog", "horse", "ship", "truck")
@@ -37,7 +52,10 @@ STD = (0.2470, 0.2435, 0.2616)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 _TV_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
              "test_batch", "batches.meta")
-_CACHE_VERSION = 1
+# 2: labels from class names (not folder order), macOS metadata ignored, copies checked.
+_CACHE_VERSION = 2
+#: Images per class in CIFAR-10's training and test sets.
+FULL_PER_CLASS = {"train": 5000, "test": 1000}
 
 HOW_TO_POINT = ("Point RESNET_NB_DATA (or the `source` argument, or --data) at a local copy "
                 "of CIFAR-10: torchvision's 'cifar-10-batches-py' folder or its "
@@ -72,6 +90,8 @@ class CifarData:
     val: ImageSet | None = None
     classes: tuple[str, ...] = CLASSES
     source: str = ""
+    val_seed: int | None = None        # the seed of split_validation(), if it was called
+    subset_seed: int | None = None     # the seed of subset(), if it was called
 
     def split_validation(self, size: int = 5000, seed: int = 0) -> "CifarData":
         """Hold out `size` training images for validation (the paper: 45k/5k).
@@ -83,7 +103,7 @@ class CifarData:
                              f"got {size}")
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
         return replace(self, train=self.train.take(order[size:]),
-                       val=self.train.take(order[:size]))
+                       val=self.train.take(order[:size]), val_seed=seed)
 
     def subset(self, train: int | None = None, test: int | None = None,
                seed: int = 0) -> "CifarData":
@@ -103,7 +123,26 @@ class CifarData:
             return s.take(torch.randperm(len(s), generator=g)[:n].sort().values)
 
         return replace(self, train=pick(self.train, train), test=pick(self.test, test),
-                       val=pick(self.val, None))
+                       val=pick(self.val, None), subset_seed=seed)
+
+    def record(self) -> dict:
+        """What a run records about its data: source, sizes, seeds, and a fingerprint.
+
+        The fingerprint is a hash of every image and label of the three sets, so that a
+        resumed run can check that it continues on exactly the same data.
+        """
+        h = hashlib.blake2b(digest_size=12)
+        for s in (self.train, self.val, self.test):
+            if s is None:
+                h.update(b"none")
+                continue
+            for t in (s.images, s.labels):
+                h.update(str((t.dtype, tuple(t.shape))).encode())
+                h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy())
+        return {"source": self.source, "train_size": len(self.train),
+                "val_size": len(self.val) if self.val is not None else 0,
+                "test_size": len(self.test), "val_seed": self.val_seed,
+                "subset_seed": self.subset_seed, "fingerprint": h.hexdigest()}
 
     def __str__(self) -> str:
         parts = [f"train {len(self.train):,}"]
@@ -141,13 +180,7 @@ def _source_spec(source) -> str:
     return os.fspath(source)
 
 
-def _show(path: Path) -> str:
-    """A path as it may be printed in a notebook: no absolute path of this machine."""
-    path = Path(os.path.abspath(path))
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return f".../{path.parent.name}/{path.name}" if path.parent.name else path.name
+_show = show_path   # a path as it may be printed in a notebook
 
 
 def _kind_of(path: Path) -> str:
@@ -166,10 +199,13 @@ def _kind_of(path: Path) -> str:
 def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os.PathLike | None
                  = None, verbose: bool = True, synthetic_size: tuple[int, int] = (2000, 500)
                  ) -> CifarData:
-    """Load CIFAR-10 as uint8 tensors; see the module docstring for the sources.
+    """Load CIFAR-10 as uint8 tensors; see the module docstring for the sources and checks.
 
     The first load decodes the images and caches them under `cache_dir`
-    (default: `default_cache_dir()`); later loads read the cache.
+    (default: `default_cache_dir()`); later loads read the cache. If the cache
+    cannot be written, the images are decoded into memory only, and the load
+    message says so. Raises DataError, whose message says what to do, for a
+    missing, damaged or wrong copy.
     """
     spec = _source_spec(source)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -189,22 +225,47 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
                        f"{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     cache_file = cache / f"cifar10-{key}.pt"
     label = f"{kind} {_show(path)}"
+    remove_leftovers(cache)        # temporary files of loads that were killed
     if cache_file.exists():
         try:
             data = _read_cache(cache_file, label)
+        except Exception as e:  # a damaged or unreadable cache is decoded again, never trusted
+            _say(verbose, f"data: the cache file {cache_file.name} cannot be used ({_why(e)}); "
+                          "decoding again")
+            try:
+                cache_file.unlink()
+            except OSError:
+                pass
+        else:
             _say(verbose, f"data: {data} (decoded cache)")
+            _say_note(verbose, _check_counts(data, label))
             return data
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            cache_file.unlink(missing_ok=True)
-    _say(verbose, f"data: decoding {label} once; later loads use the cache ...")
+    # Try the cache folder before the decode, so that a cache that cannot be written does
+    # not throw the decoded images away afterwards.
+    try:
+        check_writable(cache, "the data cache")
+        writable = True
+        _say(verbose, f"data: decoding {label} once; later loads use the cache ...")
+    except NotWritable as e:
+        writable = False
+        _say(verbose, f"data: {e}: decoding {label} into memory only, so the next load decodes "
+                      "again (set RESNET_NB_CACHE to a folder you can write to keep a cache)")
     if kind == "torchvision folder":
         data = _read_tv_folder(_find_tv_folder(path), label)
     elif kind == "image folder":
         data = _read_image_folder(_find_image_root(path), label)
     else:
         data = _read_archive(path, label)
-    _write_cache(cache_file, data)
+    note = _check_counts(data, label)
+    if writable:
+        try:
+            _write_cache(cache_file, data)
+        except OSError as e:   # a full disk, a folder that became read-only ...
+            _say(verbose, f"data: could not write the cache {_show(cache_file)} "
+                          f"({e.strerror or e}): the data are in memory only, and the next "
+                          "load decodes again (free some space, or set RESNET_NB_CACHE)")
     _say(verbose, f"data: {data}")
+    _say_note(verbose, note)
     return data
 
 
@@ -213,26 +274,73 @@ def _say(verbose: bool, message: str) -> None:
         print(message)
 
 
+def _say_note(verbose: bool, note: str | None) -> None:
+    if note:
+        _say(verbose, f"data: NOTE: {note}")
+
+
+def _check_set(images, labels, what: str) -> None:
+    """Raise ValueError unless (images, labels) are (N, 3, 32, 32) uint8 and (N,) labels 0..9."""
+    if not (isinstance(images, torch.Tensor) and images.dtype == torch.uint8
+            and images.dim() == 4 and tuple(images.shape[1:]) == (3, 32, 32)):
+        raise ValueError(f"{what} images are not (N, 3, 32, 32) uint8")
+    if not (isinstance(labels, torch.Tensor) and labels.dtype == torch.int64
+            and tuple(labels.shape) == (len(images),)):
+        raise ValueError(f"{what} labels are not one int64 per image")
+    if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < len(CLASSES)):
+        raise ValueError(f"{what} labels are not all in 0..{len(CLASSES) - 1}")
+
+
 def _read_cache(cache_file: Path, label: str) -> CifarData:
+    """The cached arrays, checked: a cache is read back only if it is what we wrote."""
     d = torch.load(cache_file, weights_only=True)
+    if not isinstance(d, dict) or d.get("version") != _CACHE_VERSION:
+        raise ValueError("not a cache file of this version")
+    for split in ("train", "test"):
+        _check_set(d.get(f"{split}_images"), d.get(f"{split}_labels"), split)
+    if tuple(d.get("classes", ())) != CLASSES:
+        raise ValueError("its class names are not CIFAR-10's")
     return CifarData(ImageSet(d["train_images"], d["train_labels"]),
-                     ImageSet(d["test_images"], d["test_labels"]),
-                     classes=tuple(d["classes"]), source=label)
+                     ImageSet(d["test_images"], d["test_labels"]), source=label)
 
 
 def _write_cache(cache_file: Path, data: CifarData) -> None:
     """Write atomically: a crash leaves no cache file that looks complete."""
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_file.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save({"train_images": data.train.images, "train_labels": data.train.labels,
-                    "test_images": data.test.images, "test_labels": data.test.labels,
-                    "classes": list(data.classes)}, tmp)
-        os.replace(tmp, cache_file)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(cache_file, lambda f: torch.save(
+        {"version": _CACHE_VERSION, "train_images": data.train.images,
+         "train_labels": data.train.labels, "test_images": data.test.images,
+         "test_labels": data.test.labels, "classes": list(data.classes)}, f))
+
+
+def _check_counts(data: CifarData, label: str) -> str | None:
+    """Refuse counts CIFAR-10 cannot have; describe a partial copy (None for the full set).
+
+    No class may have more images than CIFAR-10 has. If some class has them all and
+    another has fewer, the copy is damaged. A copy with fewer images in every class is
+    a deliberate small copy (tests, demos) and loads, described as such.
+    """
+    partial = []
+    for split, s in (("train", data.train), ("test", data.test)):
+        limit = FULL_PER_CLASS[split]
+        counts = torch.bincount(s.labels, minlength=len(CLASSES)).tolist()
+        over = [f"{CLASSES[i]} {n:,}" for i, n in enumerate(counts) if n > limit]
+        if over:
+            raise DataError(f"{label}: {split} has more images of a class than CIFAR-10's "
+                            f"{limit:,} ({', '.join(over)}): the copy holds duplicates or "
+                            "other images. Get a fresh copy.")
+        if min(counts) < limit:
+            if limit in counts:
+                short = [f"{CLASSES[i]} {n:,}" for i, n in enumerate(counts) if n < limit]
+                raise DataError(f"{label}: {split} is incomplete: {', '.join(short)} of "
+                                f"{limit:,} images, while other classes are complete. "
+                                "Get a fresh copy.")
+            spread = (f"{counts[0]:,} per class" if min(counts) == max(counts)
+                      else f"{min(counts):,} to {max(counts):,} per class")
+            partial.append(f"{split} {len(s):,} of {limit * len(CLASSES):,} images ({spread})")
+    if not partial:
+        return None
+    return (f"a partial copy of CIFAR-10: {', '.join(partial)}. Fine for tests and demos; "
+            "its results are not comparable with the paper's")
 
 
 # --- torchvision's layout: pickled batches ---------------------------------
@@ -244,26 +352,73 @@ def _find_tv_folder(path: Path) -> Path | None:
     return None
 
 
-def _unpickle_batch(f) -> tuple[torch.Tensor, torch.Tensor]:
-    d = pickle.load(f, encoding="latin1")
-    images = torch.as_tensor(d["data"], dtype=torch.uint8).reshape(-1, 3, 32, 32)
-    return images, torch.as_tensor(d["labels"], dtype=torch.int64)
+class _ArrayUnpickler(pickle.Unpickler):
+    """Reads torchvision's CIFAR-10 batches: dicts, lists, strings and numpy arrays only.
+
+    Any other object is refused: loading a pickle can run code, and a CIFAR-10 batch
+    never needs more than arrays.
+    """
+
+    ALLOWED = {(m, name) for m in ("numpy.core.multiarray", "numpy._core.multiarray")
+               for name in ("_reconstruct", "scalar")} | {("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it holds a {module}.{name} object, not arrays")
 
 
-def _tv_data(batches: dict[str, tuple], classes, label: str) -> CifarData:
+def _unpickle(f, what: str) -> dict:
+    try:
+        d = _ArrayUnpickler(f, encoding="latin1").load()
+    except Exception as e:   # truncated, not a pickle, a foreign object ...
+        raise DataError(f"{what} is damaged, truncated or not a CIFAR-10 batch ({_why(e)}). "
+                        "Get a fresh copy.") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{what} is not a CIFAR-10 batch (a {type(d).__name__}, not a dict). "
+                        "Get a fresh copy.")
+    return d
+
+
+def _unpickle_batch(f, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    import numpy as np
+    d = _unpickle(f, what)
+    try:
+        data = np.asarray(d["data"])
+        labels = torch.as_tensor(np.asarray(d["labels"]), dtype=torch.int64)
+        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise ValueError(f"its images are a {data.dtype} array of shape {data.shape}, "
+                             "not N x 3072 bytes")
+        images = torch.from_numpy(data.copy()).reshape(-1, 3, 32, 32)
+        _check_set(images, labels, "its")
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{what} is not a CIFAR-10 batch ({_why(e)}). Get a fresh copy.") \
+            from None
+    return images, labels
+
+
+def _tv_classes(f, what: str) -> tuple[str, ...]:
+    names = _unpickle(f, what).get("label_names")
+    if names is None or tuple(names) != CLASSES:
+        raise DataError(f"{what} names the classes {names}, not CIFAR-10's "
+                        f"({', '.join(CLASSES)}): is this CIFAR-10? (CIFAR-100 is not supported)")
+    return CLASSES
+
+
+def _tv_data(batches: dict[str, tuple], label: str) -> CifarData:
     train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
     return CifarData(ImageSet(torch.cat([b[0] for b in train]), torch.cat([b[1] for b in train])),
-                     ImageSet(*batches["test_batch"]), classes=tuple(classes), source=label)
+                     ImageSet(*batches["test_batch"]), source=label)
 
 
 def _read_tv_folder(folder: Path, label: str) -> CifarData:
     batches = {}
     for name in _TV_FILES[:-1]:
         with open(folder / name, "rb") as f:
-            batches[name] = _unpickle_batch(f)
+            batches[name] = _unpickle_batch(f, f"{name} in {label}")
     with open(folder / "batches.meta", "rb") as f:
-        classes = pickle.load(f, encoding="latin1")["label_names"]
-    return _tv_data(batches, classes, label)
+        _tv_classes(f, f"batches.meta in {label}")
+    return _tv_data(batches, label)
 
 
 def _download_torchvision(root: Path) -> Path:
@@ -271,9 +426,13 @@ def _download_torchvision(root: Path) -> Path:
     final = root / "cifar-10-batches-py"
     if _find_tv_folder(final) is not None:
         return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".download-"))
     try:
+        check_writable(root, "the data cache")
+    except NotWritable as e:
+        raise DataError(f"{e}, so CIFAR-10 cannot be downloaded into it. Set RESNET_NB_CACHE "
+                        f"to a folder you can write, or: {HOW_TO_POINT}") from None
+    remove_leftovers(root)         # downloads that were killed
+    with locked_temp_dir(root, "download") as tmp:
         import torchvision
         try:
             torchvision.datasets.CIFAR10(str(tmp), train=True, download=True)
@@ -282,21 +441,37 @@ def _download_torchvision(root: Path) -> Path:
                             f"{e}). Offline? {HOW_TO_POINT}") from None
         if _find_tv_folder(tmp / "cifar-10-batches-py") is None:
             raise DataError(f"the CIFAR-10 download was incomplete. {HOW_TO_POINT}")
-        os.replace(tmp / "cifar-10-batches-py", final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.replace(tmp / "cifar-10-batches-py", final)
+        except OSError:
+            if _find_tv_folder(final) is None:   # not another process's finished download
+                raise
     return final
 
 
 # --- image folders and archives ----------------------------------------------
 
+def _visible(name: str) -> bool:
+    """False for macOS metadata (`._name.jpg`, `__MACOSX/`) and other hidden files."""
+    return not (name.startswith(".") or name == "__MACOSX")
+
+
+def _is_root(c: Path) -> bool:
+    return (c / "train").is_dir() and (c / "test").is_dir()
+
+
 def _find_image_root(path: Path) -> Path | None:
-    """The folder holding train/ and test/, here or one level down (an unpacked archive)."""
-    candidates = [path] + sorted(p for p in path.iterdir() if p.is_dir())
-    for c in candidates:
-        if (c / "train").is_dir() and (c / "test").is_dir():
-            return c
-    return None
+    """The folder holding train/ and test/, here or one level down (an unpacked archive).
+
+    Two such folders one level down are two copies of the data set: refused, not merged.
+    """
+    if _is_root(path):
+        return path
+    found = [c for c in sorted(path.iterdir()) if _visible(c.name) and c.is_dir() and _is_root(c)]
+    if len(found) > 1:
+        raise DataError(f"{_show(path)} holds {len(found)} copies of an image folder "
+                        f"({', '.join(c.name + '/' for c in found)}): point at one of them")
+    return found[0] if found else None
 
 
 def _decode(raw: bytes, name: str) -> torch.Tensor:
@@ -306,86 +481,122 @@ def _decode(raw: bytes, name: str) -> torch.Tensor:
         with Image.open(io.BytesIO(raw)) as im:
             arr = np.asarray(im.convert("RGB"))
     except Exception as e:
-        raise DataError(f"cannot decode image {name} ({e}); the copy is damaged") from None
+        raise DataError(f"cannot decode image {name} ({e}); the copy is damaged: get a fresh "
+                        "copy, or remove that file") from None
     if arr.shape != (32, 32, 3):
         raise DataError(f"image {name} is {arr.shape[1]}x{arr.shape[0]}, not 32x32: "
                         "is this CIFAR-10?")
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, 32, 32)
 
 
-def _assemble(items: dict[str, list[tuple[str, bytes]]], label: str,
-              classes: tuple[str, ...]) -> CifarData:
-    """items[split] = [(class_name, raw_bytes), ...] -> a CifarData with labels by class order."""
-    index = {c: i for i, c in enumerate(classes)}
+def _check_classes(found: dict[str, set[str]], label: str) -> None:
+    """Exactly CIFAR-10's ten class folders in train/ and in test/, or a DataError."""
+    problems = []
+    for split in ("train", "test"):
+        missing = [c for c in CLASSES if c not in found[split]]
+        extra = sorted(found[split] - set(CLASSES))
+        if missing:
+            problems.append(f"{split}/ lacks {', '.join(missing)}")
+        if extra:
+            problems.append(f"{split}/ has {', '.join(extra)}, which is not a CIFAR-10 class")
+    if problems:
+        raise DataError(f"{label}: {'; '.join(problems)}. CIFAR-10 has exactly ten class "
+                        f"folders in train/ and test/: {', '.join(CLASSES)}")
+
+
+def _assemble(items: dict[str, list[tuple[str, str, bytes]]], label: str) -> CifarData:
+    """items[split] = [(class_name, file_name, raw_bytes), ...] -> a CifarData.
+
+    Labels come from the class names (airplane=0 ... truck=9), never from folder order.
+    """
+    index = {c: i for i, c in enumerate(CLASSES)}
     sets = {}
     for split in ("train", "test"):
-        pairs = items.get(split, [])
-        if not pairs:
-            raise DataError(f"{label} has no {split} images. {HOW_TO_POINT}")
-        images = torch.stack([_decode(raw, f"{split}/{c}/#{i}") for i, (c, raw) in
-                              enumerate(pairs)])
-        labels = torch.tensor([index[c] for c, _ in pairs], dtype=torch.int64)
+        triples = items[split]
+        empty = [c for c in CLASSES if not any(t[0] == c for t in triples)]
+        if empty:
+            raise DataError(f"{label}: {', '.join(f'{split}/{c}/' for c in empty)} "
+                            f"hold(s) no images. {HOW_TO_POINT}")
+        images = torch.stack([_decode(raw, name) for _, name, raw in triples])
+        labels = torch.tensor([index[c] for c, _, _ in triples], dtype=torch.int64)
         sets[split] = ImageSet(images, labels)
-    return CifarData(sets["train"], sets["test"], classes=classes, source=label)
-
-
-def _check_classes(train: set[str], test: set[str], label: str) -> tuple[str, ...]:
-    if train != test:
-        raise DataError(f"{label}: the train and test class folders differ "
-                        f"({sorted(train ^ test)})")
-    # Sorted names are CIFAR-10's own label order (airplane=0 ... truck=9).
-    return tuple(sorted(train))
+    return CifarData(sets["train"], sets["test"], source=label)
 
 
 def _read_image_folder(root: Path, label: str) -> CifarData:
-    items, names = {}, {}
+    items, found = {}, {}
     for split in ("train", "test"):
-        classes = sorted(p.name for p in (root / split).iterdir() if p.is_dir())
-        names[split] = set(classes)
-        items[split] = [(c, f.read_bytes()) for c in classes
+        classes = sorted(p.name for p in (root / split).iterdir()
+                         if p.is_dir() and _visible(p.name))
+        found[split] = set(classes)
+        items[split] = [(c, f"{split}/{c}/{f.name}", f.read_bytes()) for c in classes
                         for f in sorted((root / split / c).iterdir())
-                        if f.suffix.lower() in IMAGE_SUFFIXES]
-    return _assemble(items, label, _check_classes(names["train"], names["test"], label))
+                        if _visible(f.name) and f.suffix.lower() in IMAGE_SUFFIXES]
+    _check_classes(found, label)
+    return _assemble(items, label)
 
 
 def _read_archive(path: Path, label: str) -> CifarData:
     """Read an image-folder or torchvision archive member by member, without unpacking it."""
-    items: dict[str, list[tuple[str, bytes]]] = {"train": [], "test": []}
-    names: dict[str, set[str]] = {"train": set(), "test": set()}
-    tv_batches, tv_classes = {}, None
+    items: dict[str, list[tuple[str, str, bytes]]] = {"train": [], "test": []}
+    found: dict[str, set[str]] = {"train": set(), "test": set()}
+    roots: dict[tuple[str, ...], int] = {}     # folder holding train/ and test/ -> images
+    names: set[str] = set()
+    tv_batches = {}
+    tv_meta = False
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
-                parts = Path(member.name).parts
+                parts = PurePosixPath(member.name).parts
+                if not parts or not all(_visible(p) for p in parts):
+                    continue       # __MACOSX/..., ._name.jpg, .DS_Store
                 base = parts[-1]
                 if base in _TV_FILES:
-                    f = tar.extractfile(member)
+                    if base in tv_batches or (base == "batches.meta" and tv_meta):
+                        raise DataError(f"the archive {_show(path)} holds {base} twice: two "
+                                        "copies of the data set? Keep one.")
+                    what = f"{member.name} in {label}"
                     if base == "batches.meta":
-                        tv_classes = pickle.load(f, encoding="latin1")["label_names"]
+                        _tv_classes(tar.extractfile(member), what)
+                        tv_meta = True
                     else:
-                        tv_batches[base] = _unpickle_batch(f)
+                        tv_batches[base] = _unpickle_batch(tar.extractfile(member), what)
                 elif (len(parts) >= 3 and parts[-3] in items
                       and base.lower().endswith(IMAGE_SUFFIXES)):
                     split, cls = parts[-3], parts[-2]
-                    names[split].add(cls)
-                    items[split].append((cls, tar.extractfile(member).read()))
-    except (tarfile.TarError, EOFError, zlib.error, OSError, pickle.UnpicklingError) as e:
+                    name = "/".join(parts)
+                    if name in names:
+                        raise DataError(f"the archive {_show(path)} holds {name} twice. "
+                                        "Get a fresh copy.")
+                    names.add(name)
+                    roots[parts[:-3]] = roots.get(parts[:-3], 0) + 1
+                    found[split].add(cls)
+                    items[split].append((cls, name, tar.extractfile(member).read()))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DataError(f"the archive {_show(path)} is damaged or truncated "
                         f"({type(e).__name__}: {e}). Get a fresh copy; nothing was cached "
                         "from it.") from None
-    if tv_batches or tv_classes:
+    if len(roots) > 1:
+        where = ", ".join(("/".join(r) or "(top level)") + "/" for r in sorted(roots))
+        raise DataError(f"the archive {_show(path)} holds {len(roots)} copies of an image "
+                        f"folder ({where}): keep one")
+    if tv_batches or tv_meta:
+        if roots:
+            raise DataError(f"the archive {_show(path)} holds both torchvision's batches and an "
+                            "image folder: keep one")
         missing = [f for f in _TV_FILES[:-1] if f not in tv_batches]
-        if missing or tv_classes is None:
-            raise DataError(f"the archive {_show(path)} lacks {missing or ['batches.meta']}: "
-                            "it is incomplete. Get a fresh copy.")
-        return _tv_data(tv_batches, tv_classes, label)
-    classes = _check_classes(names["train"], names["test"], label)
-    # Archive order is arbitrary; sort so that every load gives the same arrays.
+        missing += [] if tv_meta else ["batches.meta"]
+        if missing:
+            raise DataError(f"the archive {_show(path)} lacks {missing}: it is incomplete. "
+                            "Get a fresh copy.")
+        return _tv_data(tv_batches, label)
+    _check_classes(found, label)
+    # Archive order is arbitrary; sort by class (stably) so every load gives the same arrays.
     for split in items:
-        items[split].sort(key=lambda cb: cb[0])
-    return _assemble(items, label, classes)
+        items[split].sort(key=lambda t: t[0])
+    return _assemble(items, label)
 
 
 # --- synthetic data (tests only) -----------------------------------------------

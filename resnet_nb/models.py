@@ -52,6 +52,11 @@ class ResNetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer (e.g. 16), got {value!r}")
+        for name in ("preact", "zero_init_residual"):
+            # A string such as "False" is truthy: it would silently switch the option on.
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
 
     @property
     def blocks_per_stage(self) -> int:

@@ -54,10 +54,10 @@ PROFILES = {
 
 def get_profile(name: str | None = None) -> Profile:
     """The named profile, else RESNET_NB_PROFILE, else gpu with CUDA and cpu without."""
+    where = "profile" if name else "RESNET_NB_PROFILE"   # name the setting that is wrong
     name = name or os.environ.get("RESNET_NB_PROFILE") or None
     if name is None:
         name = "gpu" if torch.cuda.is_available() else "cpu"
     if name not in PROFILES:
-        raise ValueError(f"RESNET_NB_PROFILE must be one of {', '.join(PROFILE_NAMES)}, "
-                         f"got {name!r}")
+        raise ValueError(f"{where} must be one of {', '.join(PROFILE_NAMES)}, got {name!r}")
     return PROFILES[name]

@@ -20,6 +20,7 @@ main thread.
 from __future__ import annotations
 
 import html
+import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,24 @@ LAB_DEPTHS = tuple(range(8, 111, 6))
 SHORTCUTS = (("none (plain)", "none"), ("A: zero-pad", "A"), ("B: projection", "B"))
 #: Peak learning rates offered for a training run (the "fast" recipe's default is 0.2).
 LAB_LRS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+
+
+def _check_positive(name: str, value, kind=int) -> None:
+    """ValueError naming the argument unless `value` is a positive `kind` (int or number)."""
+    ok = isinstance(value, int if kind is int else (int, float)) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive {'integer' if kind is int else 'number'}, "
+                         f"got {value!r}")
+
+
+def _check_lesion_models(models) -> None:
+    if not isinstance(models, dict) or not models:
+        raise ValueError("models must be a non-empty dict {label: trained network}, got "
+                         f"{models!r}")
+    wrong = [label for label, m in models.items() if not isinstance(m, CifarResNet)]
+    if wrong:
+        raise ValueError(f"models must map labels to CifarResNet networks; {wrong[0]!r} is a "
+                         f"{type(models[wrong[0]]).__name__}")
 
 
 def build_model(depth: int = 20, shortcut: str = "A", preact: bool = False,
@@ -331,6 +350,7 @@ def lesion_view(models: dict, batches: Batches, off=(), results: dict | None = N
 
     `results` (from an earlier call) saves re-running the single-block sweeps.
     """
+    _check_lesion_models(models)
     off = tuple(sorted(set(off)))
     if results is None:
         results = {label: lesion_study(m, batches, progress=progress)
@@ -445,6 +465,14 @@ class TrainingLab(_Shown):
     def __init__(self, controls: LabControls, data: CifarData, *, batch_size: int = 128,
                  epochs: int = 1, max_epochs: int = 10, lr: float | None = None, device=None,
                  update_every: float = 1.0):
+        _check_positive("batch_size", batch_size)
+        _check_positive("epochs", epochs)
+        _check_positive("max_epochs", max_epochs)
+        _check_positive("update_every", update_every, float)
+        if lr is not None:
+            _check_positive("lr", lr, float)
+        if len(data.train) == 0:
+            raise ValueError("data.train is empty: the lab needs training images")
         w = _widgets()
         self.controls, self.data, self.batch_size = controls, data, batch_size
         self.device, self.update_every = device, update_every
@@ -553,6 +581,7 @@ class LesionLab(_Shown):
     """View 4: switch single blocks of trained networks off and see their test accuracy."""
 
     def __init__(self, models: dict, batches: Batches, results: dict | None = None):
+        _check_lesion_models(models)
         w = _widgets()
         self.models, self.batches = models, batches
         first = next(iter(models.values()))

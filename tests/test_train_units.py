@@ -118,7 +118,7 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
     T._atomic_write(target, write)
     assert target.read_bytes() == b"old"
     # It wrote a hidden temporary file beside the target (so the rename is atomic).
-    assert len(seen) == 1 and seen[0].startswith(".f.json.")
+    assert len(seen) == 1 and seen[0].startswith(".tmp-f.json.")
 
     def half(f):
         f.write(b"half")

@@ -1,0 +1,256 @@
+"""The command line under faults (issue 9): every user error is one line on stderr and exit
+code 2, found before the work where it can be; Ctrl-C, SIGTERM and SIGHUP stop cleanly."""
+import errno
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resnet_nb.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = ["--data", "synthetic", "--profile", "smoke", "--depth", "8", "--train-size", "128",
+         "--test-size", "64"]
+
+
+def one_line_error(capsys, rc, code=2):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == code and len(lines) == 1 and "Traceback" not in err, (rc, err)
+    return lines[0]
+
+
+def train(*args):
+    try:
+        return main(["train", *args])
+    except SystemExit as e:           # argparse's errors
+        return e.code
+
+
+@pytest.mark.parametrize("device,needle", [
+    ("nonsense", "device must be cpu, cuda, cuda:N or mps, got 'nonsense'"),
+    ("cuda", "device 'cuda': no CUDA GPU is available here"),
+    ("cuda:7", "device 'cuda:7': no CUDA GPU is available here"),
+    ("mps", "device 'mps': Apple's MPS is not available here"),
+])
+def test_a_device_that_is_not_here_is_one_line(device, needle, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    rc = train("--device", device, "--out", str(tmp_path / "r"), *SMALL)
+    assert needle in one_line_error(capsys, rc)
+    assert not (tmp_path / "r").exists()      # refused before anything was written
+
+
+def test_device_names_in_capitals_are_understood(tmp_path, capsys):
+    rc = train("--device", "CPU", "--out", str(tmp_path / "r"), "--epochs", "1", *SMALL)
+    assert rc == 0 and "device cpu" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "1e3"])
+def test_a_seed_out_of_range_is_one_line(seed, tmp_path, capsys):
+    rc = train("--seed", seed, "--out", str(tmp_path / "r"), *SMALL)
+    assert "expected an integer from 0 to 4294967295" in one_line_error(capsys, rc)
+
+
+def test_a_bad_profile_is_reported_as_the_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RESNET_NB_PROFILE", "cpu")
+    rc = train("--profile", "bogus", "--out", str(tmp_path / "r"), "--data", "synthetic")
+    line = one_line_error(capsys, rc)
+    assert "--profile: invalid choice: 'bogus'" in line and "RESNET_NB_PROFILE" not in line
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 truncated zip", b"{'model': 1}"])
+def test_a_damaged_checkpoint_is_one_line_before_loading_data(content, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(content)
+    # --data names nothing: the checkpoint is checked first, so its error is the one shown.
+    rc = train("--resume", "--out", str(out), "--data", str(tmp_path / "nowhere"))
+    line = one_line_error(capsys, rc)
+    assert "checkpoint.pt is not a usable checkpoint" in line and "Delete it" in line
+    rc = train("--out", str(out), "--data", str(tmp_path / "nowhere"))
+    assert "already holds a run: add --resume" in one_line_error(capsys, rc)
+
+
+def test_an_output_folder_that_is_a_file_is_one_line_before_loading_data(tmp_path, capsys):
+    (tmp_path / "r").write_text("a file")
+    rc = train("--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere"))
+    assert "the output folder (--out)" in (line := one_line_error(capsys, rc))
+    assert "is a file, not a folder" in line
+
+
+def test_resume_with_another_train_size_is_one_line_naming_it(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert train("--out", out, "--epochs", "1", *SMALL) == 0
+    capsys.readouterr()
+    rc = train("--out", out, "--epochs", "1", "--resume", *SMALL[:-4], "--train-size", "100",
+               "--test-size", "64")
+    assert "train_size: 128 in the checkpoint, 100 now" in one_line_error(capsys, rc)
+
+
+def test_resume_with_another_lr_is_one_line_naming_it(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert train("--out", out, "--epochs", "1", *SMALL) == 0
+    capsys.readouterr()
+    rc = train("--out", out, "--epochs", "1", "--resume", "--lr", "0.05", *SMALL)
+    assert "lr: 0.2 in the checkpoint, 0.05 now" in one_line_error(capsys, rc)
+
+
+def test_a_truncated_torchvision_batch_is_one_line(tmp_path, capsys):
+    import numpy as np
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5", "test_batch"):
+        d = {"data": np.zeros((10, 3072), np.uint8), "labels": list(range(10))}
+        (folder / name).write_bytes(pickle.dumps(d))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["airplane"]})[:7])
+    rc = train("--out", str(tmp_path / "r"), "--data", str(folder))
+    assert "batches.meta in torchvision folder" in one_line_error(capsys, rc)
+
+
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    real_save = torch.save
+
+    def full(obj, f, *a, **k):
+        if "model" in obj and obj["epoch"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+    monkeypatch.setattr(torch, "save", full)
+    rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    line = one_line_error(capsys, rc)
+    assert "could not save epoch 2" in line and "No space left on device" in line
+
+
+def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):
+    """The first Ctrl-C stops training; the second lands while the history is saved."""
+    import resnet_nb.train as T
+    real_epoch, real_save = T.train_one_epoch, T.History.save
+
+    def epoch(*a, **k):
+        if a[4] > 0:                                   # first_step: epoch 2
+            raise KeyboardInterrupt
+        return real_epoch(*a, **k)
+
+    def save(self, path):
+        if self.status == "interrupted":
+            raise KeyboardInterrupt
+        return real_save(self, path)
+    monkeypatch.setattr(T, "train_one_epoch", epoch)
+    monkeypatch.setattr(T.History, "save", save)
+    try:
+        rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C ended in a traceback")
+    line = one_line_error(capsys, rc, code=130)
+    assert "stopped by Ctrl-C" in line and "--resume continues" in line
+    assert T.load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_a_closed_terminal_stops_like_ctrl_c(tmp_path, capsys, monkeypatch):
+    """SIGHUP (the terminal was closed) in epoch 2: epoch 1 is kept, --resume continues."""
+    import resnet_nb.train as T
+    real_epoch = T.train_one_epoch
+
+    def epoch(*a, **k):
+        if a[4] > 0:                                   # first_step: epoch 2
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)                              # the handler runs before this ends
+        return real_epoch(*a, **k)
+    monkeypatch.setattr(T, "train_one_epoch", epoch)
+    rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    assert "stopped by SIGHUP; run the same command with --resume" in one_line_error(capsys, rc,
+                                                                                    code=129)
+    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    assert history["status"] == "interrupted" and len(history["epochs"]) == 1
+    assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL      # restored after main()
+
+
+def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatch):
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
+    rc = main(["info"])
+    captured = capsys.readouterr()
+    assert rc == 2 and "Traceback" not in captured.err
+    data_line = next(line for line in captured.out.splitlines() if line.startswith("data"))
+    assert "PROBLEM" in data_line and "holds neither" in data_line
+    assert any(line.startswith("cache") for line in captured.out.splitlines())   # went on
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+os.makedirs(sys.argv[1], exist_ok=True)
+f = open(os.path.join(sys.argv[1], ".lock"), "a+")
+fcntl.flock(f, fcntl.LOCK_EX)
+f.seek(0); f.truncate(); f.write(str(os.getpid())); f.flush()
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX locks")
+def test_a_second_run_on_the_same_output_folder_is_one_line(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(tmp_path / "r")],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        rc = train("--out", str(tmp_path / "r"), "--data", str(tmp_path / "nowhere"))
+        assert f"another process (pid {holder.pid}) is writing" in one_line_error(capsys, rc)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+# --- signals, in a real process -----------------------------------------------------------
+
+def start(*args, cwd):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "resnet_nb", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, proc, timeout=240):
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.2)
+
+
+def test_ctrl_c_while_starting_is_one_line(tmp_path):
+    proc = start("info", cwd=tmp_path)
+    time.sleep(1.0)                        # importing torch takes longer than this
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+
+
+@pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_training_stops_cleanly(signum, code, tmp_path):
+    out = tmp_path / "r"
+    proc = start("train", "--out", str(out), "--epochs", "200", *SMALL, cwd=tmp_path)
+    wait_for(out / "checkpoint.pt", proc)
+    proc.send_signal(signum)
+    if signum == signal.SIGINT:           # and a second Ctrl-C right after the first
+        time.sleep(0.05)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == code and "Traceback" not in err, err
+    assert f"stopped by {'Ctrl-C' if signum == signal.SIGINT else 'SIGTERM'}" in err
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["epochs"]) == state["epoch"] >= 1
+    if signum == signal.SIGTERM:
+        assert history["status"] == "interrupted"
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]

@@ -1,0 +1,81 @@
+"""resnet_nb.files: writes that survive kills and signals, leftovers, locks (issue 9, part 8)."""
+import os
+import signal
+import time
+
+import pytest
+
+fcntl = pytest.importorskip("fcntl")
+
+from resnet_nb.files import (TEMP_PREFIX, FolderBusy, FolderLock, atomic_write, locked_temp_dir,
+                             remove_leftovers, signals_deferred)
+
+
+def age(path, seconds=3600):
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
+    target = tmp_path / "history.json"
+    target.write_text("old")
+
+    def fail(f):
+        f.write(b"half of the new")
+        raise OSError(28, "No space left on device")
+    with pytest.raises(OSError):
+        atomic_write(target, fail)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_new_files_get_the_usual_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "a", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o640      # 0666 less the umask
+
+
+def test_leftovers_are_removed_but_live_writes_are_not(tmp_path):
+    dead = tmp_path / f"{TEMP_PREFIX}cache.pt.dead"
+    young = tmp_path / f"{TEMP_PREFIX}cache.pt.young"
+    live = tmp_path / f"{TEMP_PREFIX}cache.pt.live"
+    other = tmp_path / "cifar10-0123.pt"
+    for p in (dead, young, live, other):
+        p.write_bytes(b"x")
+    for p in (dead, live, other):
+        age(p)
+    download = tmp_path / f"{TEMP_PREFIX}download.abc"           # a killed download
+    (download / "cifar-10-batches-py").mkdir(parents=True)
+    age(download)
+    with open(live, "rb") as writer:                            # a writer that is alive
+        fcntl.flock(writer, fcntl.LOCK_EX)
+        removed = remove_leftovers(tmp_path)
+    assert sorted(removed) == sorted([dead.name, download.name])
+    assert young.exists() and live.exists() and other.exists()
+
+
+def test_a_locked_temporary_folder_is_not_a_leftover(tmp_path):
+    with locked_temp_dir(tmp_path, "download") as tmp:
+        age(tmp)
+        assert remove_leftovers(tmp_path) == [] and tmp.exists()
+    assert not tmp.exists()
+
+
+def test_a_folder_lock_is_held_once_and_released(tmp_path):
+    with FolderLock(tmp_path, "the output folder"):
+        with pytest.raises(FolderBusy, match=f"another process \\(pid {os.getpid()}\\) is "
+                                             "writing the output folder"):
+            FolderLock(tmp_path, "the output folder").acquire()
+    FolderLock(tmp_path).acquire().release()
+
+
+def test_signals_wait_until_the_writes_are_done():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)                     # a handler would have run by now
+            done.append("both files written")
+    assert done == ["both files written"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -22,7 +22,13 @@ def device_name(device: torch.device | str) -> str:
 
 
 def git_commit() -> str:
-    """The commit of the resnet_nb checkout ('+dirty' with local changes), or 'unknown'."""
+    """The commit of the resnet_nb checkout ('+dirty' with local changes), or 'unknown'.
+
+    RESNET_NB_GIT_COMMIT overrides it, for a copy of a checkout without its .git folder
+    (e.g. a working tree sent to a GPU machine).
+    """
+    if os.environ.get("RESNET_NB_GIT_COMMIT"):
+        return os.environ["RESNET_NB_GIT_COMMIT"]
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root,

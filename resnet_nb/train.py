@@ -103,16 +103,56 @@ def pick_device(prefer: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_for(device: torch.device):
-    """bf16 mixed precision on CUDA GPUs that compute in bf16 natively; float32 elsewhere.
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+COMPILE_MODES = ("default", "reduce-overhead")
 
-    Older GPUs (compute capability below 8.0, e.g. Colab's T4) only emulate bf16, which
-    is slower than float32 there, so they train in float32.
+
+def resolve_precision(device: torch.device | str, precision: str = "auto") -> str:
+    """The arithmetic a run on `device` uses: "bf16", "fp16" or "fp32".
+
+    "auto" picks bf16 mixed precision on CUDA GPUs that compute in bf16 natively (compute
+    capability >= 8.0: A100, L4, H100, RTX 30xx and newer), fp16 mixed precision with loss
+    scaling on older CUDA GPUs (e.g. Colab's T4, which only emulates bf16), and float32
+    elsewhere (CPUs, Apple GPUs). Asking for bf16 or fp16 off a CUDA GPU is an error.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, "
+                         f"got {precision!r}")
     device = torch.device(device)
-    if device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    if device.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            raise ValueError(f"{precision} mixed precision needs a CUDA GPU; on {device.type} "
+                             "use precision 'fp32' (or 'auto')")
+        return "fp32"
+    if precision == "auto":
+        return "bf16" if torch.cuda.get_device_capability(device) >= (8, 0) else "fp16"
+    return precision
+
+
+def autocast_for(device: torch.device | str, precision: str = "auto"):
+    """The autocast context for `device` and `precision` (see resolve_precision).
+
+    Under it, convolutions and matrix products run in bf16 or fp16 while reductions such as
+    the loss stay in float32; with "fp32" it does nothing.
+    """
+    p = resolve_precision(device, precision)
+    if p == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16 if p == "bf16" else torch.float16)
+
+
+def grad_scaler(device: torch.device | str, precision: str = "auto"):
+    """Loss scaling for fp16, whose small range lets small gradients underflow to 0.
+
+    scaler.scale(loss).backward() multiplies the loss (so every gradient) by a large factor;
+    scaler.step(optimizer) divides the gradients back first, and skips the step when one
+    overflowed; scaler.update() adapts the factor. Off fp16 the scaler does nothing, so the
+    same loop serves every precision.
+    """
+    enabled = resolve_precision(device, precision) == "fp16"
+    if hasattr(torch.amp, "GradScaler"):            # torch >= 2.3
+        return torch.amp.GradScaler("cuda", enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
 def seed_everything(seed: int) -> None:
@@ -213,12 +253,17 @@ def _check_finite(losses: list[torch.Tensor], start: int, first_step: int,
 def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
                     lr_schedule: Callable[[int], float], first_step: int = 0, *,
                     label_smoothing: float = 0.0, on_step: Callable | None = None,
-                    progress: bool = True, desc: str = "train") -> dict:
+                    progress: bool = True, desc: str = "train", precision: str = "auto",
+                    scaler=None) -> dict:
     """One pass over `batches`. Returns {"loss", "acc", "step_loss" (list of floats)}.
 
+    `precision` as in resolve_precision; `scaler` is a grad_scaler (fit passes its own,
+    so that its state lasts over epochs and goes into checkpoints).
     Raises FloatingPointError naming the step if the loss becomes NaN or infinite.
     """
     device = batches.images.device
+    if scaler is None:
+        scaler = grad_scaler(device, precision)
     model.train()
     losses, correct, seen = [], torch.zeros((), device=device), 0
     step, checked = first_step, 0          # checked: losses already found finite
@@ -228,12 +273,13 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
         lr = lr_schedule(step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = model(x)
             loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()       # = loss.backward() unless fp16 needs scaling
+        scaler.step(optimizer)              # = optimizer.step() unless fp16 needs scaling
+        scaler.update()
 
         losses.append(loss.detach())
         correct += (logits.argmax(1) == y).sum()
@@ -254,13 +300,13 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches) -> dict:
+def evaluate(model: nn.Module, batches: Batches, precision: str = "auto") -> dict:
     """Mean cross-entropy and accuracy of `model` on `batches` (eval mode, no augmentation)."""
     device = batches.images.device
     model.eval()
     total_loss, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
     for x, y in batches:
-        with autocast_for(device):
+        with autocast_for(device, precision):
             logits = model(x)
         total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -269,21 +315,22 @@ def evaluate(model: nn.Module, batches: Batches) -> dict:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, batches: Batches) -> torch.Tensor:
+def predict(model: nn.Module, batches: Batches, precision: str = "auto") -> torch.Tensor:
     """Predicted class of every image in `batches`, in order, on the CPU."""
     device = batches.images.device
     model.eval()
     out = []
     for x, _ in batches:
-        with autocast_for(device):
+        with autocast_for(device, precision):
             out.append(model(x).argmax(1).cpu())
     return torch.cat(out)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer, epoch: int,
-                    history: History, config: TrainConfig) -> None:
+                    history: History, config: TrainConfig, scaler=None) -> None:
     """A plain dict of state dicts and plain data, loadable with weights_only=True."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+             "scaler": scaler.state_dict() if scaler is not None else {},
              "history": _plain(history.to_dict()), "train_config": asdict(config),
              "model_config": asdict(model.config) if hasattr(model, "config") else {}}
     _atomic_write(Path(path), lambda f: torch.save(state, f))
@@ -304,7 +351,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
         None = None, resume: bool = False, device: str | torch.device | None = None,
         on_step: Callable[[int, float], None] | None = None, progress: bool = True,
         evaluate_test: bool = True, provenance: dict | None = None,
-        verbose: bool = True) -> History:
+        verbose: bool = True, precision: str = "auto", compile: str | None = None) -> History:
     """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
 
     With `out_dir`, a checkpoint and the history are written after every epoch,
@@ -312,10 +359,20 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     run had not stopped. The stop button (KeyboardInterrupt) ends training
     cleanly: the history so far is returned and the model is left as it is.
     `verbose=False` keeps fit from printing (the message is in `history.message`).
+    `precision`: see resolve_precision. `compile`: None (eager), or a torch.compile mode
+    ("default", "reduce-overhead") for the training forward and backward; evaluation
+    stays eager. Each epoch's record holds its training images per second.
     """
     say = print if verbose else (lambda *a, **k: None)
     device = pick_device(str(device) if device is not None else None)
+    precision = resolve_precision(device, precision)
+    if compile is not None and compile not in COMPILE_MODES:
+        raise ValueError(f"compile must be None or one of {', '.join(map(repr, COMPILE_MODES))}, "
+                         f"got {compile!r}")
     model.to(device=device, memory_format=torch.channels_last)
+    # The compiled module shares the model's parameters and buffers: training updates `model`.
+    step_model = torch.compile(model, mode=compile) if compile else model
+    scaler = grad_scaler(device, precision)
     train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
     val = Batches(data.val, 512, device=device) if data.val is not None else None
     test = Batches(data.test, 512, device=device) if evaluate_test else None
@@ -323,14 +380,16 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     total_steps = cfg.epochs * len(train)
     history = History(model=_plain(asdict(model.config)) if hasattr(model, "config") else {},
                       config=_plain(asdict(cfg)), steps_per_epoch=len(train), total_steps=total_steps,
-                      provenance=dict(provenance or {}))
+                      provenance={**(provenance or {}), "precision": precision,
+                                  "compile": compile or "off"})
     out = Path(out_dir) if out_dir is not None else None
     start_epoch = 0
     if resume:
         if out is None:
             raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
         if (out / CHECKPOINT).exists():
-            start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device)
+            start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
+                                            scaler)
             say(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
         else:
             say(f"no checkpoint in {out.name}/ yet: starting from the beginning")
@@ -342,23 +401,30 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
             t0 = time.perf_counter()
             train.set_epoch(epoch)
             first = epoch * len(train)
-            stats = train_one_epoch(model, train, optimizer, lambda s: lr_at(s, total_steps, cfg),
-                                    first, label_smoothing=cfg.label_smoothing, on_step=on_step,
-                                    progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            stats = train_one_epoch(step_model, train, optimizer,
+                                    lambda s: lr_at(s, total_steps, cfg), first,
+                                    label_smoothing=cfg.label_smoothing, on_step=on_step,
+                                    progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                    precision=precision, scaler=scaler)
+            # train_one_epoch ends by reading its losses, which waits for the device.
+            train_seconds = time.perf_counter() - t0
             record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),
-                      "train_loss": stats["loss"], "train_acc": stats["acc"]}
+                      "train_loss": stats["loss"], "train_acc": stats["acc"],
+                      "train_seconds": train_seconds,
+                      "images_per_second": len(train) * cfg.batch_size / train_seconds}
             if val is not None:
-                v = evaluate(model, val)
+                v = evaluate(model, val, precision)
                 record.update(val_loss=v["loss"], val_acc=v["acc"])
             if test is not None:
-                t = evaluate(model, test)
+                t = evaluate(model, test, precision)
                 record.update(test_loss=t["loss"], test_acc=t["acc"])
             record["seconds"] = time.perf_counter() - t0
             history.step_loss.extend(stats["step_loss"])
             history.epochs.append(record)
             history.wall_time += record["seconds"]
             if out is not None:
-                save_checkpoint(out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg)
+                save_checkpoint(out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg,
+                                scaler)
                 history.save(out / HISTORY)
         history.status = "completed"
     except KeyboardInterrupt:
@@ -383,7 +449,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
 
 
 def _restore(path: Path, model: nn.Module, optimizer, cfg: TrainConfig,
-             device: torch.device) -> tuple[int, History]:
+             device: torch.device, scaler=None) -> tuple[int, History]:
     state = load_checkpoint(path, map_location=device)
     if state["train_config"] != asdict(cfg):
         raise ValueError(f"the checkpoint in {path.parent.name}/ was made with different "
@@ -394,4 +460,6 @@ def _restore(path: Path, model: nn.Module, optimizer, cfg: TrainConfig,
                          f"{state['model_config']}, not this model")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):     # fp16 runs: the loss scale goes on
+        scaler.load_state_dict(state["scaler"])
     return state["epoch"], History.from_dict(state["history"])

@@ -1,0 +1,125 @@
+"""The stored reference runs: converged networks and histories the course made itself.
+
+    from resnet_nb import reference
+    reference.load_model("resnet-56")        # trained ResNet-56 (fig6 set), float32, eval mode
+    reference.load_history("plain-56")       # its training history (a resnet_nb.train.History)
+    reference.histories("fig6")              # every finished run of a set
+
+The files live in the repository's `reference/` folder (or the folder named by
+RESNET_NB_REFERENCE). Every file is checked against the sha256 in its MANIFEST.json before
+it is used, weights load with `torch.load(..., weights_only=True)`, and nothing is ever
+downloaded: a missing or damaged file is an error that names the command that remakes it.
+`python -m resnet_nb reproduce` makes them (see resnet_nb.reproduce).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .models import CifarResNet, ResNetConfig
+from .reproduce import HISTORY, MANIFEST, SET_INFO, get_set, sha256, weights_path
+from .train import History
+
+
+class ReferenceError(RuntimeError):
+    """A reference file is missing or damaged. The message says how to get it back."""
+
+
+def reference_dir() -> Path:
+    """RESNET_NB_REFERENCE, else the `reference/` folder of the checkout holding resnet_nb."""
+    env = os.environ.get("RESNET_NB_REFERENCE")
+    if env:
+        return Path(env).expanduser()
+    return Path(__file__).resolve().parent.parent / "reference"
+
+
+def remake_command(set_name: str = "fig6", seed: int = 0) -> str:
+    return f"python -m resnet_nb reproduce {set_name} --seeds {seed} --out reference/"
+
+
+def _how_to_fix(set_name: str, seed: int) -> str:
+    return (f"restore it (git checkout -- reference/) or remake it with "
+            f"`{remake_command(set_name, seed)}` (a GPU is advised)")
+
+
+def _manifest(root: Path) -> dict:
+    path = root / MANIFEST
+    if not path.exists():
+        raise ReferenceError(f"no reference runs at {root} ({MANIFEST} is missing): point "
+                             "RESNET_NB_REFERENCE at the course's reference/ folder, or make "
+                             f"them with `{remake_command()}`")
+    try:
+        return json.loads(path.read_text())["files"]
+    except (ValueError, KeyError) as e:
+        raise ReferenceError(f"{path} is damaged ({e}): restore it with "
+                             "`git checkout -- reference/`") from None
+
+
+def _verified(relative: str, set_name: str, seed: int) -> Path:
+    """The path of a stored file, after checking it against the manifest."""
+    root = reference_dir()
+    files = _manifest(root)
+    path = root / relative
+    if relative not in files or not path.exists():
+        raise ReferenceError(f"the reference file {relative} is missing: "
+                             f"{_how_to_fix(set_name, seed)}")
+    if sha256(path) != files[relative]["sha256"]:
+        raise ReferenceError(f"the reference file {relative} is damaged (its sha256 differs "
+                             f"from {MANIFEST}): {_how_to_fix(set_name, seed)}")
+    return path
+
+
+def has_model(network: str, set: str = "fig6", seed: int = 0) -> bool:
+    """True when trained weights of `network` ("plain-56", "resnet-20", ...) are stored."""
+    root = reference_dir()
+    relative = weights_path(Path("."), set, network, seed).as_posix()
+    try:
+        return relative in _manifest(root) and (root / relative).exists()
+    except ReferenceError:
+        return False
+
+
+def load_model(network: str, set: str = "fig6", seed: int = 0) -> CifarResNet:
+    """The trained network, in float32 and eval mode, on the CPU (its file is checked first)."""
+    relative = weights_path(Path("."), set, network, seed).as_posix()
+    path = _verified(relative, set, seed)
+    try:
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        model = CifarResNet(ResNetConfig(**stored["model_config"]))
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                               for k, v in stored["state_dict"].items()})
+    except Exception as e:   # a file that matches its sum but not this version of the code
+        raise ReferenceError(f"{relative} does not load into this version of resnet_nb "
+                             f"({type(e).__name__}: {e}): {_how_to_fix(set, seed)}") from None
+    return model.eval()
+
+
+def load_history(network: str, set: str = "fig6", seed: int = 0) -> History:
+    """The training history of a stored run (train and test accuracy per epoch, provenance)."""
+    relative = f"{set}/{network}-seed{seed}/{HISTORY}"
+    path = _verified(relative, set, seed)
+    return History.load(path)
+
+
+def histories(set: str = "fig6", seed: int | None = None) -> dict[str, list[History]]:
+    """Every stored history of a set, by network ("plain-20", ...), one entry per seed."""
+    get_set(set)
+    files = _manifest(reference_dir())
+    found: dict[str, list[History]] = {}
+    for relative in sorted(files):
+        parts = relative.split("/")
+        if len(parts) != 3 or parts[0] != set or parts[2] != HISTORY:
+            continue
+        network, _, run_seed = parts[1].rpartition("-seed")
+        if seed is not None and int(run_seed) != seed:
+            continue
+        found.setdefault(network, []).append(load_history(network, set, int(run_seed)))
+    return found
+
+
+def set_info(set: str = "fig6") -> dict:
+    """What the set is and its budget, the command that made it, and its sittings."""
+    return json.loads(_verified(f"{set}/{SET_INFO}", set, 0).read_text())

@@ -1,0 +1,484 @@
+"""The reference runs: He et al. (2015)'s CIFAR-10 experiments, made with this package's loop.
+
+    python -m resnet_nb reproduce fig6 --seeds 0 1 2 --out reference/
+    python -m resnet_nb reproduce table6 --depths 20 56 --seeds 0 --out reference/
+    python -m resnet_nb reproduce --summary --out reference/
+
+Two sets:
+
+    fig6    plain-20/32/44/56 and ResNet-20/32/44/56 (option A) on all 50,000 training
+            images, at a budget where Fig. 6's ordering can be checked (a compressed copy of
+            the paper's step schedule); train and test error after every epoch.
+    table6  the paper's recipe (sec. 4.2): 45k/5k split, 182 epochs of 351 steps (63,882
+            iterations, the paper's 64k), lr 0.1 divided by 10 at half and three quarters
+            of the run (32k and 48k), the 400-step warm-up at lr 0.01 for ResNet-110.
+
+Each run lives in <out>/<set>/<network>-seed<k>/: history.json (with its provenance) and,
+while it trains, checkpoint.pt (not committed). Runs resume from their checkpoint, and a
+finished run is skipped, so a set can be completed over several sittings. With --jobs N,
+N runs train at once in separate processes (one GPU is rarely filled by one small
+network). After a set, the trained weights it exports (fig6: plain-20/56 and ResNet-20/56
+of the first seed) are written to <out>/weights/ in half precision, and <out>/MANIFEST.json
+lists the sha256 of every stored file; `resnet_nb.reference` reads them back.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from .models import ResNetConfig, cifar_resnet
+from .train import CHECKPOINT, HISTORY, History, TrainConfig, recipe
+
+MANIFEST = "MANIFEST.json"
+SET_INFO = "set.json"
+WEIGHTS = "weights"
+#: Files a run folder holds only while it trains; never committed, never in the manifest.
+WORK_FILES = (CHECKPOINT, "train.log")
+
+#: He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets (110: best of 5 runs;
+#: the paper also gives its mean and std, 6.61 +- 0.16).
+PAPER_TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43, 1202: 7.93}
+PAPER_110_MEAN_STD = (6.61, 0.16)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a reference set."""
+
+    set: str
+    depth: int
+    shortcut: str      # "none" (plain) or "A"
+    seed: int
+
+    @property
+    def network(self) -> str:
+        """'plain-56' or 'resnet-56': the name used in folders and by resnet_nb.reference."""
+        return f"{'plain' if self.shortcut == 'none' else 'resnet'}-{self.depth}"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.network}-seed{self.seed}"
+
+    @property
+    def label(self) -> str:
+        """As the paper writes it: 'plain-56', 'ResNet-56'."""
+        return f"{'plain' if self.shortcut == 'none' else 'ResNet'}-{self.depth}"
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """A set of reference runs and its budget (the same recipe for every run in it)."""
+
+    name: str
+    title: str
+    depths: tuple[int, ...]
+    shortcuts: tuple[str, ...]
+    epochs: int
+    batch_size: int = 128
+    val_size: int = 0                    # held out of the training set (table6: 5,000)
+    split_seed: int = 0                  # one fixed train/val split for every run
+    train_size: int | None = None        # None: every training image left after the split
+    test_size: int | None = None         # None: all 10,000 test images
+    warmup_depth: int = 110              # from this depth on: 400 steps at lr 0.01 first
+    exports: tuple[str, ...] = ()        # networks whose weights are stored (first seed)
+
+    def runs(self, seeds, depths=None) -> list[RunSpec]:
+        """The runs for these seeds, deepest first (so that the longest runs start first)."""
+        depths = self.depths if depths is None else tuple(depths)
+        unknown = [d for d in depths if d not in self.depths]
+        if unknown:
+            raise ValueError(f"{self.name} has depths {', '.join(map(str, self.depths))}, "
+                             f"not {', '.join(map(str, unknown))}")
+        return [RunSpec(self.name, d, s, seed) for seed in seeds
+                for d in sorted(depths, reverse=True) for s in self.shortcuts]
+
+    def train_config(self, spec: RunSpec) -> TrainConfig:
+        """The paper's recipe (sec. 4.2) at this set's budget."""
+        return recipe("paper", epochs=self.epochs, batch_size=self.batch_size, seed=spec.seed,
+                      warmup_steps=400 if spec.depth >= self.warmup_depth else 0)
+
+    @property
+    def train_images(self) -> int:
+        return (50_000 - self.val_size) if self.train_size is None else self.train_size
+
+    def budget(self) -> str:
+        """The budget in one line, as each set states it in its output."""
+        steps = self.epochs * (self.train_images // self.batch_size)
+        split = f", {self.val_size:,} held out for validation" if self.val_size else ""
+        return (f"{self.epochs} epochs of {self.train_images:,} training images{split} = "
+                f"{steps:,} iterations of batch {self.batch_size}; SGD momentum 0.9, weight "
+                f"decay 1e-4, lr 0.1 divided by 10 after 50% and 75% of the iterations"
+                + (f" (400 iterations at lr 0.01 first from depth {self.warmup_depth})"
+                   if any(d >= self.warmup_depth for d in self.depths) else "")
+                + "; crop and flip augmentation")
+
+
+SETS = {
+    "fig6": ReferenceSet(
+        "fig6", "He et al. 2015, Fig. 6: plain networks against ResNets on CIFAR-10",
+        depths=(20, 32, 44, 56), shortcuts=("none", "A"), epochs=30,
+        exports=("plain-20", "plain-56", "resnet-20", "resnet-56")),
+    "table6": ReferenceSet(
+        "table6", "He et al. 2015, Table 6: CIFAR-10 test error with the paper's recipe",
+        depths=(20, 32, 44, 56, 110), shortcuts=("A",), epochs=182, val_size=5000),
+}
+
+
+def get_set(name: str) -> ReferenceSet:
+    if name not in SETS:
+        raise ValueError(f"reference set must be one of {', '.join(SETS)}, got {name!r}")
+    return SETS[name]
+
+
+def with_budget(rset: ReferenceSet, *, epochs: int | None = None, train_size: int | None = None,
+                test_size: int | None = None, val_size: int | None = None) -> ReferenceSet:
+    """The set at another budget (small budgets are for tests); the budget is recorded."""
+    changes = {k: v for k, v in (("epochs", epochs), ("train_size", train_size),
+                                 ("test_size", test_size), ("val_size", val_size))
+               if v is not None}
+    return replace(rset, **changes)
+
+
+# --- one run -------------------------------------------------------------------
+
+def run_dir(out: Path, spec: RunSpec) -> Path:
+    return Path(out) / spec.set / spec.run_id
+
+
+def is_finished(folder: Path, cfg: TrainConfig) -> bool:
+    """True when `folder` holds a completed history of this very configuration."""
+    path = folder / HISTORY
+    if not path.exists():
+        return False
+    try:
+        h = History.load(path)
+    except (OSError, ValueError, TypeError):
+        return False
+    return (h.status == "completed" and len(h.epochs) == cfg.epochs
+            and h.config == json.loads(json.dumps(asdict(cfg))))
+
+
+def train_run(rset: ReferenceSet, spec: RunSpec, out: Path, *, data, device, precision: str =
+              "auto", compile: str | None = None, command: str = "") -> History:
+    """Train one run (or resume it) with `fit`; return its history."""
+    from .provenance import provenance
+    from .train import fit, seed_everything
+
+    cfg = rset.train_config(spec)
+    folder = run_dir(out, spec)
+    if rset.val_size:
+        data = data.split_validation(rset.val_size, seed=rset.split_seed)
+    data = data.subset(train=rset.train_size, test=rset.test_size, seed=rset.split_seed)
+    seed_everything(spec.seed)
+    model = cifar_resnet(spec.depth, spec.shortcut)
+    prov = provenance(device, reference_set=rset.name, budget=rset.budget(),
+                      data_source=data.source, train_images=len(data.train),
+                      test_images=len(data.test),
+                      val_images=len(data.val) if data.val is not None else 0)
+    if command:
+        prov["command"] = command
+    return fit(model, data, cfg, out_dir=folder, resume=True, device=device, progress=False,
+               provenance=prov, precision=precision, compile=compile)
+
+
+# --- a whole set, in one process or several ---------------------------------------
+
+def pending_runs(rset: ReferenceSet, specs: list[RunSpec], out: Path) -> list[RunSpec]:
+    return [s for s in specs if not is_finished(run_dir(out, s), rset.train_config(s))]
+
+
+def run_specs(jobs_list: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_source,
+              device: str | None, jobs: int = 1, precision: str = "auto",
+              compile: str | None = None, child_args: list[str] | None = None,
+              command: str = "", say=print) -> bool:
+    """Train every pending run; True when all finished.
+
+    jobs == 1 trains them one after the other in this process; jobs > 1 starts one child
+    process per run (`child_args` rebuild the command line), at most `jobs` at a time.
+    Ctrl-C (or SIGTERM) stops the runs at once; each keeps its last finished epoch.
+    """
+    if jobs <= 1:
+        from .data import load_cifar10
+        from .train import pick_device
+        dev = pick_device(device)
+        data = load_cifar10(data_source)
+        for rset, spec in jobs_list:
+            t0 = time.perf_counter()
+            say(f"{rset.name} {spec.run_id}: training ({rset.budget()})")
+            h = train_run(rset, spec, out, data=data, device=dev, precision=precision,
+                          compile=compile, command=command)
+            say(f"{rset.name} {spec.run_id}: {h.status}, {_result(h)} "
+                f"({time.perf_counter() - t0:.0f} s)")
+            if h.status != "completed":
+                return False
+        return True
+    return _run_children(jobs_list, out, jobs, child_args or [], say)
+
+
+def _result(h: History) -> str:
+    if not h.epochs:
+        return "no epoch finished"
+    e = h.epochs[-1]
+    return (f"train error {100 * (1 - e['train_acc']):.2f}%, test error "
+            f"{100 * (1 - e['test_acc']):.2f}%" if "test_acc" in e else "")
+
+
+def _run_children(jobs_list, out: Path, jobs: int, child_args: list[str], say) -> bool:
+    queue = list(jobs_list)
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    ok = True
+    env = dict(os.environ)
+    # Each child compiles (torch.compile) with a share of the cores, not all of them.
+    env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+        for proc, _t in running.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+
+    old_term = signal.signal(signal.SIGTERM, stop)
+    try:
+        while queue or running:
+            while queue and len(running) < jobs and not stopping:
+                rset, spec = queue.pop(0)
+                folder = run_dir(out, spec)
+                folder.mkdir(parents=True, exist_ok=True)
+                log = open(folder / "train.log", "ab")
+                cmd = [sys.executable, "-m", "resnet_nb", "reproduce", rset.name, "--only",
+                       spec.run_id, *child_args]
+                running[f"{rset.name} {spec.run_id}"] = (
+                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                    time.perf_counter())
+                log.close()
+                say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
+                    f"{len(queue)} waiting)")
+            time.sleep(0.5)
+            for key, (proc, t0) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[key]
+                set_name, run_id = key.split(" ")
+                folder = Path(out) / set_name / run_id
+                h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
+                status = h.status if h is not None else "no history"
+                say(f"{key}: {status}, {_result(h) if h else ''} "
+                    f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
+                if proc.returncode != 0:
+                    ok = False
+                    tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
+                    if not stopping:
+                        say("    " + "\n    ".join(tail))
+    except KeyboardInterrupt:
+        stop()
+        for proc, _t in running.values():
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+    if stopping:
+        raise KeyboardInterrupt
+    return ok and not queue
+
+
+# --- stored results: weights, manifest, set record ------------------------------------
+
+def weights_path(out: Path, set_name: str, network: str, seed: int) -> Path:
+    return Path(out) / WEIGHTS / f"{set_name}-{network}-seed{seed}.pt"
+
+
+def export_weights(rset: ReferenceSet, spec: RunSpec, out: Path) -> Path | None:
+    """Store the finished run's weights in half precision (a state dict; weights_only)."""
+    folder = run_dir(out, spec)
+    if not (folder / CHECKPOINT).exists() or not is_finished(folder, rset.train_config(spec)):
+        return None
+    state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
+    history = History.load(folder / HISTORY)
+    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
+    path = weights_path(out, rset.name, spec.network, spec.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_config": state["model_config"], "state_dict": half,
+                "dtype": "float16", "set": rset.name, "run": spec.run_id,
+                "test_acc": history.last("test_acc")}, path)
+    return path
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(out: Path) -> dict:
+    """List every stored file under `out` with its size and sha256 (work files excluded)."""
+    out = Path(out)
+    files = {}
+    for path in sorted(out.rglob("*")):
+        if (not path.is_file() or path.name == MANIFEST or path.name in WORK_FILES
+                or path.name.startswith(".")):
+            continue
+        files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size,
+                                                   "sha256": sha256(path)}
+    manifest = {"note": "resnet-nb reference runs; `resnet_nb.reference` checks every file it "
+                        "reads against these sums", "files": files}
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    return manifest
+
+
+def compact_history(folder: Path) -> None:
+    """Rewrite a finished history.json compactly (per-step losses to 5 significant digits)."""
+    path = folder / HISTORY
+    h = History.load(path)
+    h.step_loss = [float(f"{x:.5g}") for x in h.step_loss]
+    path.write_text(json.dumps(h.to_dict(), separators=(",", ":")) + "\n")
+
+
+def record_set(rset: ReferenceSet, specs: list[RunSpec], out: Path, command: str,
+               sitting: dict) -> dict:
+    """<out>/<set>/set.json: the set's budget, recipe, runs and sittings (wall time, device).
+
+    `sitting` describes this sitting (its "queued" runs among them); the runs it finished
+    are added to it as "finished".
+    """
+    path = Path(out) / rset.name / SET_INFO
+    info = json.loads(path.read_text()) if path.exists() else {}
+    before = set(info.get("finished_runs", []))
+    finished = {s.run_id for s in specs if is_finished(run_dir(out, s), rset.train_config(s))}
+    info.update(name=rset.name, title=rset.title, budget=rset.budget(),
+                definition=json.loads(json.dumps(asdict(rset))), command=command)
+    info.setdefault("sittings", []).append({**sitting, "finished": sorted(finished - before)})
+    info["finished_runs"] = sorted(before | finished)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def finish_set(rset: ReferenceSet, specs: list[RunSpec], out: Path) -> list[Path]:
+    """Compact finished histories and export the set's weights (first seed)."""
+    exported = []
+    for spec in specs:
+        folder = run_dir(out, spec)
+        if is_finished(folder, rset.train_config(spec)):
+            compact_history(folder)
+            if spec.network in rset.exports and spec.seed == min(s.seed for s in specs):
+                path = export_weights(rset, spec, out)
+                if path is not None:
+                    exported.append(path)
+    return exported
+
+
+# --- reading the stored runs back: the paper-against-measured table ----------------------
+
+@dataclass
+class Measured:
+    label: str
+    test_errors: list = field(default_factory=list)     # % per seed
+    train_errors: list = field(default_factory=list)
+    wall_times: list = field(default_factory=list)       # s per run
+    images_per_second: list = field(default_factory=list)
+    devices: set = field(default_factory=set)
+    budgets: set = field(default_factory=set)            # "30 epochs x 50,000 images"
+
+    @staticmethod
+    def spread(values) -> str:
+        if not values:
+            return "not run"
+        mean = statistics.mean(values)
+        if len(values) == 1:
+            return f"{mean:.2f} (n=1)"
+        return f"{mean:.2f} ± {statistics.stdev(values):.2f} (n={len(values)})"
+
+
+def collect(out: Path, set_name: str) -> dict[str, Measured]:
+    """Finished runs of a set, grouped by network (plain first, then by depth)."""
+    found: dict[str, Measured] = {}
+    folder = Path(out) / set_name
+    runs = sorted(p for p in folder.glob("*-seed*") if (p / HISTORY).exists()) \
+        if folder.is_dir() else []
+    for run in runs:
+        h = History.load(run / HISTORY)
+        if h.status != "completed" or not h.epochs:
+            continue
+        network = run.name.rpartition("-seed")[0]
+        kind, _, depth = network.partition("-")
+        m = found.setdefault(network, Measured(f"{'plain' if kind == 'plain' else 'ResNet'}-"
+                                               f"{depth}"))
+        m.test_errors.append(100 * (1 - h.last("test_acc")))
+        m.train_errors.append(100 * (1 - h.last("train_acc")))
+        m.wall_times.append(h.wall_time)
+        speeds = [e["images_per_second"] for e in h.epochs if "images_per_second" in e]
+        m.images_per_second.append(statistics.median(speeds) if speeds else 0.0)
+        m.devices.add(h.provenance.get("device", "?"))
+        m.budgets.add(f"{h.config['epochs']} epochs x "
+                      f"{h.provenance.get('train_images', h.steps_per_epoch * h.config['batch_size']):,} images")
+    return found
+
+
+def summary_table(out: Path) -> str:
+    """The README's paper-against-measured table, from the stored runs (Markdown)."""
+    rows = ["| set | network | paper: test error (%) | measured: test error (%) | "
+            "measured: train error (%) | budget | device | wall time per run |",
+            "|---|---|---|---|---|---|---|---|"]
+    for set_name in SETS:
+        rset = get_set(set_name)
+        found = collect(out, set_name)
+        for spec in sorted({s for s in rset.runs([0])}, key=lambda s: (s.shortcut != "none",
+                                                                       s.depth)):
+            m = found.get(spec.network)
+            if spec.shortcut == "none":
+                paper = "— (Fig. 6, left: higher with depth)"
+            elif set_name == "table6":
+                paper = (f"{PAPER_TABLE6[spec.depth]:.2f}" + (
+                    f" (best of 5; {PAPER_110_MEAN_STD[0]} ± {PAPER_110_MEAN_STD[1]})"
+                    if spec.depth == 110 else ""))
+            else:
+                paper = f"{PAPER_TABLE6[spec.depth]:.2f} (Table 6, 64k iterations)"
+            if m is None:
+                rows.append(f"| {set_name} | {spec.label} | {paper} | not run yet | | "
+                            f"{rset.epochs} epochs x {rset.train_images:,} images | | |")
+                continue
+            wall = statistics.mean(m.wall_times)
+            rows.append(
+                f"| {set_name} | {spec.label} | {paper} | {Measured.spread(m.test_errors)} | "
+                f"{Measured.spread(m.train_errors)} | {'; '.join(sorted(m.budgets))} | "
+                f"{', '.join(sorted(d.replace('cuda: ', '') for d in m.devices))} | "
+                f"{wall / 60:.1f} min |")
+    return "\n".join(rows)
+
+
+def speed_table(out: Path) -> str:
+    """Training speed per network (median images/s over epochs and runs) and set wall times."""
+    lines = []
+    for set_name in SETS:
+        info_path = Path(out) / set_name / SET_INFO
+        if not info_path.exists():
+            continue
+        info = json.loads(info_path.read_text())
+        found = collect(out, set_name)
+        lines.append(f"{set_name}: " + "; ".join(
+            f"{s['wall_seconds']:.0f} s on {s['device']} ({s['jobs']} at a time, compile "
+            f"{s['compile']}; finished {', '.join(s.get('finished', [])) or 'none'})"
+            for s in info["sittings"]))
+        for network, m in found.items():
+            lines.append(f"  {m.label:<11} {statistics.median(m.images_per_second):>9,.0f} "
+                         f"images/s (median over {len(m.images_per_second)} run(s); runs "
+                         "shared the device)")
+    return "\n".join(lines)

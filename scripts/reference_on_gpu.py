@@ -1,0 +1,172 @@
+"""One prepared session on a lent GPU: benchmark, then the reference runs, then pack the results.
+
+    python scripts/reference_on_gpu.py --data PATH --archive RESULTS.tar.gz --seconds 500 \\
+        [--queue "fig6 --seeds 0" "table6:20,56 --seeds 0" "fig6 --seeds 1 2"]
+
+Steps, each bounded so that the whole script ends within --seconds:
+
+1. versions, device, `nvidia-smi`;
+2. decode CIFAR-10 once into the cache;
+3. benchmarks/precision_and_compile.py on ResNet-20: fp32 / fp16 / bf16 and the two
+   torch.compile modes (speed ratios; the fastest working mode trains the reference runs);
+4. the reference runs, in --queue order, with `python -m resnet_nb reproduce ... --jobs N`
+   (N = 8 eager, 4 compiled); at the same time, short ResNet-20 runs in fp32, fp16 and bf16
+   (2 seeds each) check that fp16 with loss scaling trains as well as float32;
+   at the deadline the runs are interrupted (Ctrl-C): each keeps its last finished epoch;
+5. pack reference/ (histories, weights, manifest, set records; checkpoints only of
+   unfinished runs), the logs and the benchmark into --archive.
+
+It works on the CPU too (with --smoke: tiny budgets), which is how it is tested before a
+GPU is spent on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+T0 = time.monotonic()
+
+
+def elapsed() -> float:
+    return time.monotonic() - T0
+
+
+def log(msg: str) -> None:
+    print(f"[{elapsed():6.1f} s] {msg}", flush=True)
+
+
+def run(cmd: list[str], timeout: float, logfile: Path) -> int:
+    """Run a command with its output in `logfile` (and its tail on screen); SIGINT at timeout."""
+    log(f"$ {' '.join(map(shlex.quote, cmd))}  (at most {timeout:.0f} s)")
+    with open(logfile, "ab") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            return proc.wait(timeout=max(1.0, timeout))
+        except subprocess.TimeoutExpired:
+            log("  deadline: interrupting (Ctrl-C)")
+            proc.send_signal(signal.SIGINT)
+            try:
+                return proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                return proc.wait()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True)
+    p.add_argument("--archive", required=True)
+    p.add_argument("--seconds", type=float, default=500, help="the whole script's budget")
+    p.add_argument("--out", default="reference", help="the reference folder (default reference/)")
+    p.add_argument("--work", default="runs/gpu-session", help="logs and scratch runs")
+    p.add_argument("--queue", nargs="+", default=["fig6 table6:20,56 --seeds 0 1 2"],
+                   help="reproduce commands, run one after the other; within one, seed 0 of "
+                        "every set comes first")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny budgets and synthetic-size runs, to test this script on a CPU")
+    args = p.parse_args(argv)
+
+    work = ROOT / args.work
+    work.mkdir(parents=True, exist_ok=True)
+    out = ROOT / args.out
+    deadline = args.seconds - 30          # keep time to pack
+    py = sys.executable
+    env_note = work / "environment.txt"
+    os.environ.setdefault("RESNET_NB_DATA", str(Path(args.data).resolve()))
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+    # 1. what machine is this
+    with open(env_note, "w") as f:
+        for cmd in (["nvidia-smi"], [py, "-m", "resnet_nb", "info"]):
+            try:
+                f.write(subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                       timeout=60).stdout)
+            except (OSError, subprocess.SubprocessError) as e:
+                f.write(f"{cmd[0]}: {e}\n")
+    log(env_note.read_text().strip().splitlines()[-1] if env_note.read_text().strip() else "")
+
+    # 2. data, decoded once
+    run([py, "-c", "from resnet_nb import load_cifar10; load_cifar10()"], 120, work / "data.log")
+
+    # 3. benchmark
+    bench_json = work / "bench.json"
+    bench = [py, "benchmarks/precision_and_compile.py", "--depths", "20", "--json",
+             str(bench_json)]
+    bench += ["--steps", "3", "--warm-steps", "2", "--repeats", "1",
+              "--variants", "eager-fp32"] if args.smoke else \
+        ["--steps", "50", "--warm-steps", "12", "--repeats", "3"]
+    run(bench, min(150, deadline - elapsed()), work / "bench.log")
+    mode, jobs = None, 8
+    if bench_json.exists():
+        rows = json.loads(bench_json.read_text())["depths"]["20"]["variants"]
+        eager = rows.get("eager-bf16", rows.get("eager-fp32", {})).get("median", 0)
+        best = max(rows.items(), key=lambda kv: kv[1]["median"])
+        if best[0].startswith("compile-") and best[1]["median"] > 1.1 * eager:
+            mode = best[0][len("compile-"):].rsplit("-", 1)[0]
+            jobs = 4
+        log(f"bench: eager {eager:,.0f} images/s; fastest {best[0]} {best[1]['median']:,.0f}; "
+            f"reference runs: compile={mode or 'off'}, {jobs} at a time")
+
+    # 4. precision check in the background, reference runs in the foreground
+    prec = []
+    budget = ["--epochs", "1", "--train-size", "256", "--test-size", "128"] if args.smoke else \
+        ["--epochs", "3", "--train-size", "all", "--test-size", "all"]
+    for precision in (["fp32"] if args.smoke else ["fp32", "fp16", "bf16"]):
+        for seed in (0, 1):
+            folder = work / "precision" / f"{precision}-seed{seed}"
+            cmd = [py, "-m", "resnet_nb", "train", "--depth", "20", "--recipe", "paper",
+                   "--precision", precision, "--seed", str(seed), "--out", str(folder), *budget]
+            prec.append(subprocess.Popen(cmd, cwd=ROOT, stdout=open(work / "precision.log", "ab"),
+                                         stderr=subprocess.STDOUT))
+    extra = ["--out", str(out), "--jobs", str(jobs)] + (["--compile", mode] if mode else [])
+    if args.smoke:
+        extra += ["--epochs", "1", "--train-size", "256", "--test-size", "128",
+                  "--val-size", "64"]
+    for item in args.queue:
+        left = deadline - elapsed()
+        if left < 20:
+            log(f"no time left for: {item}")
+            continue
+        run([py, "-m", "resnet_nb", "reproduce", *shlex.split(item), *extra], left,
+            work / "reproduce.log")
+    for proc in prec:
+        try:
+            proc.wait(timeout=max(1, deadline - elapsed()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    run([py, "-m", "resnet_nb", "reproduce", "--summary", "--out", str(out)], 60,
+        work / "summary.md")
+
+    # 5. pack
+    def keeper(base: Path, arcname: str):
+        def keep(info: tarfile.TarInfo):
+            path = base / Path(info.name).relative_to(arcname)
+            history = path.parent / "history.json"
+            if path.name == "checkpoint.pt" and history.exists():
+                if json.loads(history.read_text()).get("status") == "completed":
+                    return None    # finished: its weights are exported where they are needed
+            return info
+        return keep
+
+    with tarfile.open(args.archive, "w:gz") as tar:
+        for base in (out, work):
+            if base.exists():
+                arcname = base.name if base.is_absolute() else str(base.relative_to(ROOT))
+                tar.add(base, arcname=arcname, filter=keeper(base, arcname))
+    log(f"packed {args.archive} ({Path(args.archive).stat().st_size / 1e6:.1f} MB)")
+    print((work / "summary.md").read_text() if (work / "summary.md").exists() else "")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -15,7 +15,7 @@ from torch import nn
 
 from resnet_nb import cifar_resnet, make_synthetic, plain_net
 from resnet_nb.data import Batches, normalize
-from resnet_nb.probes import (SampledPaths, filter_normalized_direction, gradient_correlation, layer_responses,
+from resnet_nb.probes import (LossSlice, LossSurface, SampledPaths, filter_normalized_direction, gradient_correlation, layer_responses,
                               loss_slice, loss_surface, path_gradient_terms, path_length_gradients,
                               sampled_path_gradients, with_batch_statistics)
 
@@ -122,6 +122,18 @@ def test_surface_row_through_zero_is_the_slice_and_the_model_is_untouched():
     assert surf.loss[1][1] == pytest.approx(centre, rel=1e-5) == line.loss[1]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert len(surf.loss) == 3 and len(surf.loss[0]) == 3 and 0 <= surf.accuracy[1][1] <= 1
+
+
+def test_local_minima_count_the_basins_of_a_slice_and_of_a_surface():
+    one = LossSlice("bowl", (-1, 0, 1), (4.0, 1.0, 4.0), (0, 0, 0), 1)
+    bumpy = LossSlice("bumps", tuple(range(7)), (5.0, 2.0, 3.0, 1.0, 4.0, 4.5, 4.2), (0,) * 7, 1)
+    assert one.local_minima == 1 and bumpy.local_minima == 3      # at 1, 3 and the right end
+    a = (-1.0, 0.0, 1.0)
+    bowl = LossSurface("bowl", a, a, tuple(tuple(x * x + y * y for y in a) for x in a),
+                       ((0,) * 3,) * 3, 1)
+    assert bowl.local_minima == 1
+    egg = LossSurface("two", a, a, ((0.5, 2, 3), (2, 4, 2), (3, 2, 0.5)), ((0,) * 3,) * 3, 1)
+    assert egg.local_minima == 2                                  # two corners
 
 
 # --- shattered gradients ---------------------------------------------------------------------

@@ -700,12 +700,12 @@ def plot_loss_slices(slices: Sequence["LossSlice"], marker=None):
     return fig
 
 
-def _surface_levels(surfaces, count: int = 14) -> np.ndarray:
-    """Contour levels shared by every surface: log-spaced from the lowest loss to 20x it."""
-    low = min(min(min(row) for row in s.loss) for s in surfaces)
+def _surface_levels(surfaces, count: int = 16) -> np.ndarray:
+    """Contour levels shared by every surface: log-spaced from the lowest loss of any of them to
+    the highest (at most 1000 times the lowest; higher losses get the top colour)."""
+    low = max(min(min(min(row) for row in s.loss) for s in surfaces), 1e-4)
     high = max(max(max(row) for row in s.loss) for s in surfaces)
-    low = max(low, 1e-4)
-    top = min(high, 20 * low) if high > low else low * 10
+    top = min(high, 1000 * low)
     return np.geomspace(low, max(top, low * 1.01), count)
 
 
@@ -728,8 +728,8 @@ def _draw_surface(ax, surface, levels, marker=None):
 def plot_loss_surfaces(surfaces: Sequence["LossSurface"], marker=None):
     """Li et al. (2018), 2-D contours: the loss on the plane of two filter-normalised directions.
 
-    Every panel uses the same log-spaced levels (from the lowest loss of any panel to 20 times
-    it; higher losses get the top colour), so the panels compare directly. The trained
+    Every panel uses the same log-spaced levels (from the lowest loss of any panel to the
+    highest, at most 1000 times the lowest), so the panels compare directly. The trained
     weights are the white cross at (0, 0); marker: (alpha, beta) drawn as a red circle.
     """
     fig, axes = _new_axes(len(surfaces), width=4.0, height=3.7)

@@ -33,7 +33,7 @@ class Profile:
                                 # small enough to answer in about a second on a laptop CPU
     # Notebook 07 ("why it works"): sizes of its measurements, each figure about a minute at
     # most on a laptop CPU (`cpu`), a few seconds under `smoke`.
-    landscape_images: int = 256     # training images the loss landscape is evaluated on
+    landscape_images: int = 128     # training images the loss landscape is evaluated on
     landscape_points: int = 21      # points of each 1-D loss slice
     landscape_grid: int = 9         # points per axis of each 2-D loss contour
     shatter_points: int = 128       # inputs along the line of the gradient-correlation probe
@@ -56,7 +56,7 @@ PROFILES = {
                      path_samples=2),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
                    depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300,
-                   lab_probe_batch=32, landscape_images=256, landscape_points=21,
+                   lab_probe_batch=32, landscape_images=128, landscape_points=21,
                    landscape_grid=9, shatter_points=128, shatter_depths=(8, 20, 56, 110),
                    path_images=8, path_samples=8),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,

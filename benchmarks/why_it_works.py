@@ -5,7 +5,10 @@
 
 Each figure's computation (what the notebook times; drawing excluded) is run `--repeats`
 times, and the landscape widget is updated at new points (its measurement and its
-drawing, as in the notebook). Printed: median, min and max. The networks are the course's
+drawing, as in the notebook). Printed: the wall time's median, min and max, and the median
+of the process's CPU time divided by the number of threads: on a machine shared with other
+work the wall time grows with the load, while CPU time / threads estimates the wall time
+on cores of its own (a lower bound where the threads are not kept busy). The networks are the course's
 reference runs where installed, else state dicts named like `resnet-56.pt` in `--weights`,
 else freshly initialised networks: the time of a probe does not depend on the weights'
 values. `--record` writes the result, with the machine and the date, into
@@ -120,43 +123,52 @@ def main(argv=None) -> int:
     figures = {"1 layer responses": responses, "2a loss slices (1-D)": slices,
                "2b loss contours (2-D)": surfaces, "3 shattered gradients": shattering,
                "4 effective paths": paths}
-    results, kept = {}, {}
+    threads = torch.get_num_threads()
+    results, cpu, kept = {}, {}, {}
+
+    def report(name):
+        t, c = results[name], cpu[name]
+        print(f"{name:<26} median {statistics.median(t):7.2f} s  (min {min(t):.2f}, max "
+              f"{max(t):.2f}, {len(t)} runs);  CPU time / {threads} threads: median "
+              f"{statistics.median(c):.2f} s", flush=True)
+
     for name, work in figures.items():
-        times = []
+        results[name], cpu[name] = [], []
         for _ in range(args.repeats):
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             kept[name] = work()
             sync()
-            times.append(time.perf_counter() - t0)
-        results[name] = times
-        print(f"{name:<26} median {statistics.median(times):7.2f} s  "
-              f"(min {min(times):.2f}, max {max(times):.2f}, {len(times)} runs)", flush=True)
+            results[name].append(time.perf_counter() - t0)
+            cpu[name].append((time.process_time() - c0) / threads)
+        report(name)
 
     # The widget: each update measures both networks at a new alpha and draws the picture.
-    updates = []
+    results["widget update"], cpu["widget update"] = [], []
     midpoints = (alphas[:-1] + alphas[1:]) / 2
     for a in midpoints[: max(2 * args.repeats, 5)]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         view = landscape_view(deep_nets, d1, float(a), lx, ly, kept["2a loss slices (1-D)"],
                               kept["2b loss contours (2-D)"])
         figure_png(view.figure)
-        updates.append(time.perf_counter() - t0)
-    results["widget update"] = updates
-    print(f"{'widget update':<26} median {statistics.median(updates):7.2f} s  "
-          f"(min {min(updates):.2f}, max {max(updates):.2f}, {len(updates)} updates)")
+        results["widget update"].append(time.perf_counter() - t0)
+        cpu["widget update"].append((time.process_time() - c0) / threads)
+    report("widget update")
 
     machine = _machine(device)
-    print(f"profile {profile.name}, device {device}, {torch.get_num_threads()} CPU threads, "
-          f"{source}; {machine}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"profile {profile.name}, device {device}, {threads} CPU threads, {source}; "
+          f"{machine}; load average {load:.1f} at the end")
     if args.record:
         path = ROOT / "notebooks" / "timings.json"
         timings = json.loads(path.read_text()) if path.exists() else {}
         entry = {name: {"median_s": round(statistics.median(t), 2), "min_s": round(min(t), 2),
-                        "max_s": round(max(t), 2), "runs": len(t)} for name, t in results.items()}
+                        "max_s": round(max(t), 2), "runs": len(t),
+                        "cpu_time_per_thread_median_s": round(statistics.median(cpu[name]), 2)}
+                 for name, t in results.items()}
         entry = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "machine": machine, "threads": torch.get_num_threads(), "networks": source,
-                 "timed": entry}
+                 "machine": machine, "threads": threads, "networks": source,
+                 "load_average_at_end": round(load, 2), "timed": entry}
         key = f"{profile.name}" + ("" if device.type == "cpu" else f" ({device.type})")
         timings.setdefault("figures", {}).setdefault("07_why_it_works.ipynb", {})[key] = entry
         timings["figures_note"] = ("computation time of each figure of a notebook and of one "

@@ -843,16 +843,16 @@ def plot_gradient_correlation(results: Sequence["GradientCorrelation"]):
 
 
 def plot_path_gradients(sampled: Sequence["SampledPaths"], exact: Sequence["PathGradients"] = (),
-                        labels: Sequence[str] | None = None,
-                        exact_labels: Sequence[str] | None = None):
+                        labels: Sequence[str] | None = None):
     """Veit et al. (2016), Fig. 6: path lengths, gradient per path, and total per length.
 
     sampled: probes.SampledPaths (e.g. a trained ResNet-56 and the same network at
-    initialisation); labels name them. Left: how many paths there are of each length (a
-    binomial distribution); middle: the gradient one path of that length carries (sampled,
-    log scale); right: each length's share of the total gradient magnitude, C(n, k) times the
-    middle panel, normalised to sum 1. exact: probes.PathGradients, drawn on the right as
-    open circles: each length's share of the norms of the exactly summed paths.
+    initialisation); labels name them (one colour each). Left: how many paths there are of
+    each length (a binomial distribution); middle: the gradient one path of that length
+    carries (sampled, log scale); right: each length's share of the total gradient magnitude,
+    C(n, k) times the middle panel, normalised to sum 1. exact: probes.PathGradients of the
+    same networks, in the same order, drawn on the right as open circles: each length's share
+    of the norms of the exactly summed paths.
     """
     import math
     fig, (count_ax, per_ax, total_ax) = _new_axes(3, width=4.1, height=3.4)
@@ -873,18 +873,21 @@ def plot_path_gradients(sampled: Sequence["SampledPaths"], exact: Sequence["Path
     per_ax.set_yscale("log")
     per_ax.set(xlabel="path length k", ylabel="||gradient|| of one path, per image (log)",
                title="gradient carried by one path")
-    exact_labels = list(exact_labels or [e.model_name for e in exact])
-    for i, (e, label) in enumerate(zip(exact, exact_labels)):
+    for i, e in enumerate(exact):
         norm = np.asarray(e.norm)
-        total_ax.plot(e.lengths, norm / norm.sum(), "o", mfc="none", ms=4, color=f"C{i}",
-                      label=f"{label}: summed paths (exact)")
+        total_ax.plot(e.lengths, norm / norm.sum(), "o", mfc="none", ms=4, color=f"C{i}")
     total_ax.set(xlabel="path length k", ylabel="share of the gradient magnitude",
                  title="total gradient per length")
     for ax in (count_ax, per_ax, total_ax):
         ax.grid(alpha=0.3)
-    for ax in (per_ax, total_ax):
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="x-small")
+    if sampled:
+        per_ax.legend(fontsize="x-small")
+    from matplotlib.lines import Line2D
+    kinds = [Line2D([], [], color="0.3", marker=".", label="single paths x C(n, k) (sampled)")]
+    if exact:
+        kinds.append(Line2D([], [], color="0.3", marker="o", mfc="none", ls="",
+                            label="summed paths (exact)"))
+    total_ax.legend(handles=kinds, fontsize="x-small", loc="upper right")
     fig.suptitle("which paths carry the gradient to the first block? (gradient of the loss, "
                  "per image)", fontsize=10)
     return fig

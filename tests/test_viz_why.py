@@ -107,7 +107,7 @@ def test_path_figure_counts_paths_and_normalises_the_shares():
     s = SampledPaths("ResNet-14 (A)", n, tuple(range(n + 1)), (1.0, 0.5, 0.25, 0.125, 0.0625),
                      samples=2, images=3)
     e = PathGradients("ResNet-14 (A)", n, (1.0, 2.0, 1.0, 0.5, 0.1), 3.0, 3)
-    fig = plot_path_gradients([s], [e], labels=["trained"], exact_labels=["trained"])
+    fig = plot_path_gradients([s], [e], labels=["trained"])
     count_ax, per_ax, total_ax = fig.axes[:3]
     heights = [p.get_height() for p in count_ax.patches]
     assert heights == pytest.approx([math.comb(n, k) / 2 ** n for k in range(n + 1)])
@@ -116,3 +116,5 @@ def test_path_figure_counts_paths_and_normalises_the_shares():
     assert sum(shares) == pytest.approx(1)
     assert shares == pytest.approx(np.array(s.total) / sum(s.total))
     assert sum(total_ax.get_lines()[1].get_ydata()) == pytest.approx(1)
+    assert [t.get_text() for t in per_ax.get_legend().get_texts()] == ["trained"]
+    assert len(total_ax.get_legend().get_texts()) == 2        # sampled lines, exact circles

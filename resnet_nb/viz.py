@@ -768,6 +768,23 @@ def plot_landscape_position(slices, surfaces, alpha: float, current: dict):
     return fig
 
 
+def plot_landscape_contours(surfaces):
+    """The landscape widget's fixed picture: the contours, with the line the slider moves along.
+
+    Drawn once when the widget is built (contours take longest to draw), so that an update
+    only redraws the slices. A Figure not tracked by pyplot.
+    """
+    fig, axes = _lab_figure(3.6 * len(surfaces), 3.4, ncols=len(surfaces))
+    axes = list(np.atleast_1d(axes))
+    levels = _surface_levels(surfaces)
+    for ax, s in zip(axes, surfaces):
+        _draw_surface(ax, s, levels)
+        ax.axhline(0, color="tab:red", lw=1.2, ls="--", label="the slider's line (beta = 0)")
+        ax.set_title(f"{s.model_name}: loss contours", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
 def plot_gradient_lines(results: Sequence["GradientCorrelation"], ncols: int | None = None):
     """Balduzzi et al. (2017), Fig. 1 on images: df/dt along a line of inputs, one panel each.
 

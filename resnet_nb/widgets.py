@@ -33,8 +33,8 @@ from .data import Batches, CifarData, ImageSet
 from .models import CifarResNet, ModelSummary, cifar_resnet, lesioned, shortcuts_off, summarize
 from .probes import LesionResult, SignalProfile, lesion_study, loss_slice, signal_profile
 from .train import TrainingDiverged, evaluate, fit, pick_device, recipe
-from .viz import (figure_png, plot_landscape_position, plot_lesions, plot_network_strip,
-                  plot_signal_comparison, plot_training_race)
+from .viz import (figure_png, plot_landscape_contours, plot_landscape_position, plot_lesions,
+                  plot_network_strip, plot_signal_comparison, plot_training_race)
 
 #: The depths 6n+2 the lab offers, from 8 to 110 (He et al. 2015 train 20...110 on CIFAR-10).
 LAB_DEPTHS = tuple(range(8, 111, 6))
@@ -650,7 +650,11 @@ def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
 
 
 class LandscapeLab(_Shown):
-    """A slider along direction 1: the loss of each network there, on its slice and contours."""
+    """A slider along direction 1: the loss of each network there, on its slice.
+
+    The contours are drawn once, beside the slices, with the line the slider moves along;
+    an update measures the networks at the new point and redraws the slices only.
+    """
 
     def __init__(self, models, directions: dict, images: torch.Tensor, labels: torch.Tensor,
                  slices, surfaces=(), steps_per_point: int = 2):
@@ -666,9 +670,12 @@ class LandscapeLab(_Shown):
                                    readout_format="+.2f")
         self.summary = w.HTML()
         self.image = w.Image(format="png")
+        self.contours = w.Image(format="png")
+        if self.surfaces:
+            self.contours.value = figure_png(plot_landscape_contours(self.surfaces))
         self.widget = w.VBox([w.HTML("move the networks along direction 1 (alpha = 0: the "
                                      "trained weights):"), self.alpha, self.summary,
-                              self.image])
+                              w.HBox([self.image, self.contours])])
         self.view: LandscapeView | None = None
         self.seconds: list[float] = []       # wall time of every update, drawing included
         self._cache: dict = {}
@@ -679,8 +686,7 @@ class LandscapeLab(_Shown):
         t0 = time.perf_counter()
         with _fewer_threads_while_training():
             self.view = landscape_view(self.models, self.directions, self.alpha.value,
-                                       self.images, self.labels, self.slices, self.surfaces,
-                                       self._cache)
+                                       self.images, self.labels, self.slices, (), self._cache)
         self.image.value = figure_png(self.view.figure)
         self.summary.value = "<br>".join(html.escape(line)
                                          for line in self.view.text().splitlines())

@@ -11,8 +11,9 @@ import pytest  # noqa: E402
 from resnet_nb.probes import (GradientCorrelation, LayerResponses, LossSlice,  # noqa: E402
                               LossSurface, PathGradients, SampledPaths)
 from resnet_nb.viz import (figure_png, plot_gradient_correlation, plot_gradient_lines,  # noqa: E402
-                           plot_landscape_position, plot_layer_responses, plot_loss_slices,
-                           plot_loss_surfaces, plot_path_gradients)
+                           plot_landscape_contours, plot_landscape_position,
+                           plot_layer_responses, plot_loss_slices, plot_loss_surfaces,
+                           plot_path_gradients)
 
 
 def test_layer_responses_in_order_and_sorted_plain_dashed():
@@ -77,6 +78,11 @@ def test_the_widget_picture_marks_the_current_point():
     points = [(list(l.get_xdata()), list(l.get_ydata())) for l in fig.axes[0].get_lines()]
     assert ([0.25], [0.7]) in points and ([0.25], [0.2]) in points
     assert figure_png(fig)[:4] == b"\x89PNG"
+    fig = plot_landscape_contours(surfaces)              # the widget's fixed picture
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["plain-56: loss contours",
+                                                      "ResNet-56 (A): loss contours"]
+    line = [l for l in fig.axes[0].get_lines() if list(l.get_ydata()) == [0, 0]]
+    assert line and line[0].get_linestyle() == "--"      # where the slider moves
 
 
 def _corr(name, c):

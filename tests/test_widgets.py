@@ -291,8 +291,8 @@ def test_the_landscape_slider_measures_each_network_where_it_is_moved(data, trai
     assert lab.alpha.continuous_update is False and lab.alpha.step == pytest.approx(0.25)
     # At alpha = 0 the slices already hold the answer: nothing measured anew.
     assert lab._cache == {} and "alpha = +0.00" in lab.summary.value
-    first = lab.image.value
-    assert first[:4] == PNG
+    first, contours = lab.image.value, lab.contours.value
+    assert first[:4] == PNG and contours[:4] == PNG
     lab.alpha.value = 0.25                                   # between two points of the slices
     for m in models:
         want = loss_slice(m, d1[m.name], [0.25], x, y)
@@ -300,6 +300,7 @@ def test_the_landscape_slider_measures_each_network_where_it_is_moved(data, trai
         assert got[1] == pytest.approx(want.loss[0], rel=1e-5) and got[2] == want.accuracy[0]
         assert f"{m.name} training loss {want.loss[0]:.3g}" in lab.summary.value
     assert len(lab._cache) == 2 and lab.image.value != first and len(lab.seconds) == 2
+    assert lab.contours.value == contours                    # drawn once, not per update
     at_quarter = dict(lab.view.current)
     lab.alpha.value = 0.5                                    # a point of the slices: no new work
     assert len(lab._cache) == 2

@@ -39,7 +39,7 @@ class Profile:
     shatter_points: int = 128       # inputs along the line of the gradient-correlation probe
     shatter_depths: tuple[int, ...] = (8, 20, 56, 110)   # depths compared at initialisation
     path_images: int = 8            # images of the path-length gradient probes
-    path_samples: int = 16          # sampled paths per length (Veit et al.'s estimate)
+    path_samples: int = 10          # sampled paths per length (Veit et al.'s estimate)
 
     def __str__(self) -> str:
         size = lambda n: "all" if n is None else f"{n:,}"
@@ -58,7 +58,7 @@ PROFILES = {
                    depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300,
                    lab_probe_batch=32, landscape_images=128, landscape_points=21,
                    landscape_grid=9, shatter_points=128, shatter_depths=(8, 20, 56, 110),
-                   path_images=8, path_samples=16),
+                   path_images=8, path_samples=10),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
                    depths=(20, 56), probe_batch=128, bench_images=4096, fit_steps=300,
                    lab_probe_batch=128, landscape_images=1024, landscape_points=41,

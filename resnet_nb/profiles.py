@@ -31,6 +31,15 @@ class Profile:
     bench_images: int = 1024    # images timed per setting when a notebook measures images/s
     lab_probe_batch: int = 32   # images per live update of the lab's signal view (notebook 05):
                                 # small enough to answer in about a second on a laptop CPU
+    # Notebook 07 ("why it works"): sizes of its measurements, each figure about a minute at
+    # most on a laptop CPU (`cpu`), a few seconds under `smoke`.
+    landscape_images: int = 128     # training images the loss landscape is evaluated on
+    landscape_points: int = 21      # points of each 1-D loss slice
+    landscape_grid: int = 9         # points per axis of each 2-D loss contour
+    shatter_points: int = 128       # inputs along the line of the gradient-correlation probe
+    shatter_depths: tuple[int, ...] = (8, 20, 56, 110)   # depths compared at initialisation
+    path_images: int = 8            # images of the path-length gradient probes
+    path_samples: int = 10          # sampled paths per length (Veit et al.'s estimate)
 
     def __str__(self) -> str:
         size = lambda n: "all" if n is None else f"{n:,}"
@@ -42,13 +51,19 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
                      depths=(8, 14), probe_batch=16, bench_images=64, fit_steps=30,
-                     lab_probe_batch=16),
+                     lab_probe_batch=16, landscape_images=32, landscape_points=5,
+                     landscape_grid=3, shatter_points=16, shatter_depths=(8, 14), path_images=4,
+                     path_samples=2),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
                    depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300,
-                   lab_probe_batch=32),
+                   lab_probe_batch=32, landscape_images=128, landscape_points=21,
+                   landscape_grid=9, shatter_points=128, shatter_depths=(8, 20, 56, 110),
+                   path_images=8, path_samples=10),
     "gpu": Profile("gpu", train_size=None, test_size=None, epochs=30, batch_size=128,
                    depths=(20, 56), probe_batch=128, bench_images=4096, fit_steps=300,
-                   lab_probe_batch=128),
+                   lab_probe_batch=128, landscape_images=1024, landscape_points=41,
+                   landscape_grid=21, shatter_points=256, shatter_depths=(8, 20, 56, 110),
+                   path_images=64, path_samples=16),
 }
 
 

@@ -1,4 +1,5 @@
-"""The interactive lab (notebook 05): controls wired to probes, train and viz.
+"""The interactive lab (notebook 05) and the landscape view (notebook 07): controls wired to
+probes, train and viz.
 
 Two layers, so that every view also works where no widgets are shown:
 
@@ -7,7 +8,9 @@ Two layers, so that every view also works where no widgets are shown:
   several runs), `lesion_view`;
 * widget classes that call them whenever a control changes:
   `LabControls` (shortcut, depth, pre-activation), `ArchitectureLab`,
-  `SignalLab`, `TrainingLab` and `LesionLab`.
+  `SignalLab`, `TrainingLab` and `LesionLab`;
+* for notebook 07, `landscape_view` and `LandscapeLab`: a slider that moves trained
+  networks along a direction in weight space while the loss is measured.
 
 Only widget APIs that exist in ipywidgets 7.7 (Colab) and 8 (JupyterLab 4) are
 used: value traits and `observe`, `Button.on_click`, `Image` widgets whose
@@ -29,10 +32,10 @@ import torch
 
 from .data import Batches, CifarData, ImageSet
 from .models import CifarResNet, ModelSummary, cifar_resnet, lesioned, shortcuts_off, summarize
-from .probes import LesionResult, SignalProfile, lesion_study, signal_profile
+from .probes import LesionResult, SignalProfile, lesion_study, loss_slice, signal_profile
 from .train import TrainingDiverged, evaluate, fit, pick_device, recipe
-from .viz import (figure_png, plot_lesions, plot_network_strip, plot_signal_comparison,
-                  plot_training_race)
+from .viz import (figure_png, plot_landscape_contours, plot_landscape_position, plot_lesions,
+                  plot_network_strip, plot_signal_comparison, plot_training_race)
 
 #: The depths 6n+2 the lab offers, from 8 to 110 (He et al. 2015 train 20...110 on CIFAR-10).
 LAB_DEPTHS = tuple(range(8, 111, 6))
@@ -615,3 +618,105 @@ class LesionLab(_Shown):
             t.button_style = "" if t.value else "warning"
         self.summary.value = "<br>".join(html.escape(x) for x in self.view.text().splitlines())
         self.image.value = figure_png(self.view.figure)
+
+
+# --- notebook 07: walking through the loss landscape ----------------------------------------
+
+@dataclass(frozen=True, repr=False)
+class LandscapeView:
+    """The loss of each network at theta + alpha d, next to its precomputed slice and contours."""
+
+    alpha: float
+    current: dict            # {model name: (alpha, loss, accuracy)}
+    seconds: float           # time to evaluate the networks at alpha (not the drawing)
+    figure: object
+
+    def text(self) -> str:
+        return "\n".join(f"alpha = {self.alpha:+.2f}: {name} training loss {loss:.3g}, "
+                         f"accuracy {100 * acc:.1f}%"
+                         for name, (_a, loss, acc) in self.current.items())
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return _png_bundle(figure_png(self.figure), self.text())
+
+
+def _known_point(slices, name: str, alpha: float):
+    """(alpha, loss, accuracy) of network `name` where a precomputed slice has it, else None."""
+    for s in slices:
+        if s.model_name == name:
+            for a, loss, acc in zip(s.alphas, s.loss, s.accuracy):
+                if abs(a - alpha) < 1e-9:
+                    return (a, loss, acc)
+    return None
+
+
+def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
+                   labels: torch.Tensor, slices=(), surfaces=(), cache: dict | None = None
+                   ) -> LandscapeView:
+    """Notebook 07's widget as a plain call: every network of `models` at theta + alpha d.
+
+    models: trained networks; directions: {model.name: its filter-normalised direction}
+    (probes.filter_normalized_direction); images, labels: the fixed images the slices were
+    measured on. Points already in `slices` (probes.LossSlice) or in `cache` are not
+    measured again; new ones are added to `cache`.
+    """
+    alpha = round(float(alpha), 6)
+    cache = {} if cache is None else cache
+    t0 = time.perf_counter()
+    current = {}
+    for model in models:
+        point = _known_point(slices, model.name, alpha) or cache.get((model.name, alpha))
+        if point is None:
+            s = loss_slice(model, directions[model.name], [alpha], images, labels)
+            point = cache[(model.name, alpha)] = (alpha, s.loss[0], s.accuracy[0])
+        current[model.name] = point
+    seconds = time.perf_counter() - t0
+    return LandscapeView(alpha, current, seconds,
+                         plot_landscape_position(slices, surfaces, alpha, current))
+
+
+class LandscapeLab(_Shown):
+    """A slider along direction 1: the loss of each network there, on its slice.
+
+    The contours are drawn once, beside the slices, with the line the slider moves along;
+    an update measures the networks at the new point and redraws the slices only.
+    """
+
+    def __init__(self, models, directions: dict, images: torch.Tensor, labels: torch.Tensor,
+                 slices, surfaces=(), steps_per_point: int = 2):
+        w = _widgets()
+        self.models, self.directions = list(models), directions
+        self.images, self.labels = images, labels
+        self.slices, self.surfaces = tuple(slices), tuple(surfaces)
+        alphas = self.slices[0].alphas
+        step = (alphas[-1] - alphas[0]) / max(len(alphas) - 1, 1) / steps_per_point
+        # continuous_update=False: the networks are measured when the slider is released.
+        self.alpha = w.FloatSlider(value=0.0, min=alphas[0], max=alphas[-1], step=step,
+                                   description="alpha", continuous_update=False,
+                                   readout_format="+.2f")
+        self.summary = w.HTML()
+        self.image = w.Image(format="png")
+        self.contours = w.Image(format="png")
+        if self.surfaces:
+            self.contours.value = figure_png(plot_landscape_contours(self.surfaces))
+        self.widget = w.VBox([w.HTML("move the networks along direction 1 (alpha = 0: the "
+                                     "trained weights):"), self.alpha, self.summary,
+                              w.HBox([self.image, self.contours])])
+        self.view: LandscapeView | None = None
+        self.seconds: list[float] = []       # wall time of every update, drawing included
+        self._cache: dict = {}
+        self.alpha.observe(lambda _change: self.update(), names="value")
+        self.update()
+
+    def update(self) -> None:
+        t0 = time.perf_counter()
+        with _fewer_threads_while_training():
+            self.view = landscape_view(self.models, self.directions, self.alpha.value,
+                                       self.images, self.labels, self.slices, (), self._cache)
+        self.image.value = figure_png(self.view.figure)
+        self.summary.value = "<br>".join(html.escape(line)
+                                         for line in self.view.text().splitlines())
+        self.seconds.append(time.perf_counter() - t0)

@@ -1,12 +1,16 @@
-"""The interactive lab in a real browser: JupyterLab 4 + ipywidgets 8, driven by Playwright.
+"""The notebooks' widgets in a real browser: JupyterLab 4 + ipywidgets 8, driven by Playwright.
 
 JupyterLab is started on a free local port without a token, in a temporary folder holding a
-copy of notebooks/NN_interactive_lab.ipynb (the committed file is never touched), with the
-smoke profile. Debian's chromium (`apt-get install chromium`) is driven by Playwright for
-Python through `executable_path`: no browser download. The test runs all cells, switches the
-shortcut control, moves the depth slider with the mouse, and checks that the views changed and
-that no widget failed to display and no traceback appeared. A screenshot is saved in
-test-artifacts/.
+copy of the notebook under test (the committed file is never touched), with the smoke
+profile. Debian's chromium (`apt-get install chromium`) is driven by Playwright for Python
+through `executable_path`: no browser download. Each test runs all cells of its notebook,
+operates controls with the mouse, and checks that the views changed and that no widget
+failed to display and no traceback appeared:
+
+- the lab (NN_interactive_lab): switch the shortcut control, drag the depth slider;
+- "why it works" (NN_why_it_works): drag the landscape slider, which measures the networks anew.
+
+A screenshot of each is saved in test-artifacts/.
 
 On a student machine without chromium or Playwright the test is skipped with the reason; in
 CI (CI=true) it fails instead, so that it cannot silently stop running.
@@ -27,6 +31,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = min((ROOT / "notebooks").glob("[0-9][0-9]_interactive_lab.ipynb"))
+WHY_NOTEBOOK = min((ROOT / "notebooks").glob("[0-9][0-9]_why_it_works.ipynb"))
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -57,9 +62,19 @@ def _free_port() -> int:
 @pytest.fixture
 def lab_server(tmp_path):
     """JupyterLab on a free port, no token, serving a folder with a copy of notebook 05."""
+    yield from _jupyterlab(tmp_path, NOTEBOOK)
+
+
+@pytest.fixture
+def why_server(tmp_path):
+    """The same, serving a copy of notebook 07."""
+    yield from _jupyterlab(tmp_path, WHY_NOTEBOOK)
+
+
+def _jupyterlab(tmp_path, notebook: Path):
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    shutil.copy(notebook, work / notebook.name)
     settings = tmp_path / "lab-settings"
     # Render every cell (JupyterLab 4 otherwise only renders cells in view), no news popups.
     tracker = settings / "@jupyterlab" / "notebook-extension"
@@ -120,35 +135,68 @@ def _text(locator) -> str:
     return locator.inner_text(timeout=10_000)
 
 
-def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
-    executable = _chromium()
+def _open_and_run_all(browser, url: str, notebook: Path):
+    """Open `notebook` in JupyterLab, Run All Cells, and wait until every cell has run."""
+    page = browser.new_page()
+    page.goto(f"{url}/lab/tree/{notebook.name}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    # The kernel is ready when the status bar / toolbar says Idle.
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=120_000)
+    # Run > Run All Cells
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    # Done when no cell waits or runs ([*]) and the last code cell has a count.
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""", timeout=600_000, polling=500)
+    return page
+
+
+def _drag_slider(page, cell, dx: float) -> None:
+    """Drag the first slider handle of `cell` by dx pixels with the mouse (ipywidgets 8 or 7)."""
+    handle = cell.locator(".widget-slider .noUi-handle, .widget-slider .ui-slider-handle").first
+    box = handle.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+
+
+def _no_errors_shown(page) -> None:
+    body = page.locator("body").inner_text()
+    assert "Error displaying widget" not in body
+    assert "Traceback" not in body
+    assert page.locator(".jp-OutputArea-output[data-mime-type="
+                        "'application/vnd.jupyter.stderr']", has_text="Error").count() == 0
+
+
+def _browser(p, tmp_path, executable):
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
+        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+
+
+def _playwright():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("Playwright for Python is not installed (pip install playwright); "
                      "it drives the system chromium, no browser download is needed")
+    return sync_playwright
+
+
+def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
+    executable = _chromium()
+    sync_playwright = _playwright()
     url, work = lab_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+        browser = _browser(p, tmp_path, executable)
         try:
-            page = browser.new_page()
-            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            # The kernel is ready when the status bar / toolbar says Idle.
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=120_000)
-            # Run > Run All Cells
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-            page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-            # Done when no cell waits or runs ([*]) and the last code cell has a count.
-            page.wait_for_function(
-                """() => {
-                    const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-                    return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-                }""", timeout=600_000, polling=500)
+            page = _open_and_run_all(browser, url, NOTEBOOK)
 
             # View 1 and 2 both show the shared controls; work on the signal view's cell.
             signal_cell = page.locator(".jp-CodeCell", has_text="SignalLab(controls, images, "
@@ -169,13 +217,7 @@ def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
             assert signal_cell.locator("img").first.get_attribute("src") != image_before
 
             # Drag the depth slider to the right: a deeper network, more parameters.
-            handle = signal_cell.locator(".widget-slider .noUi-handle, "
-                                         ".widget-slider .ui-slider-handle").first
-            box = handle.bounding_box()
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.mouse.down()
-            page.mouse.move(box["x"] + 120, box["y"] + box["height"] / 2, steps=10)
-            page.mouse.up()
+            _drag_slider(page, signal_cell, 120)
             page.wait_for_function(
                 "([el, old]) => !el.innerText.startsWith(old)",
                 arg=[summary.element_handle(), "plain-20"], timeout=60_000)
@@ -190,11 +232,38 @@ def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
             signal_cell.scroll_into_view_if_needed()
             page.wait_for_timeout(500)
             page.screenshot(path=str(ARTIFACTS / "interactive_lab.png"))
-            body = page.locator("body").inner_text()
-            assert "Error displaying widget" not in body
-            assert "Traceback" not in body
-            assert page.locator(".jp-OutputArea-output[data-mime-type="
-                                "'application/vnd.jupyter.stderr']",
-                                has_text="Error").count() == 0
+            _no_errors_shown(page)
+        finally:
+            browser.close()
+
+
+def test_the_landscape_slider_measures_the_networks_in_jupyterlab(why_server, tmp_path):
+    executable = _chromium()
+    sync_playwright = _playwright()
+    url, work = why_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = _browser(p, tmp_path, executable)
+        try:
+            page = _open_and_run_all(browser, url, WHY_NOTEBOOK)
+            cell = page.locator(".jp-CodeCell", has_text="LandscapeLab(deep_nets").first
+            cell.scroll_into_view_if_needed()
+            summary = cell.locator(".widget-html-content", has_text="training loss")
+            before = _text(summary)
+            image_before = cell.locator("img").first.get_attribute("src")
+            assert before.startswith("alpha = +0.00: plain-"), before
+
+            # Drag alpha to the right: on release the networks are measured at the new point.
+            _drag_slider(page, cell, 80)
+            page.wait_for_function("([el, old]) => el.innerText !== old",
+                                   arg=[summary.element_handle(), before], timeout=60_000)
+            after = _text(summary)
+            alpha = float(after.split(":")[0].split("=")[1])
+            assert alpha > 0 and "ResNet-" in after, after
+            assert cell.locator("img").first.get_attribute("src") != image_before
+
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(ARTIFACTS / "why_it_works_landscape.png"))
+            _no_errors_shown(page)
         finally:
             browser.close()

@@ -21,9 +21,9 @@ from resnet_nb import count_parameters, make_synthetic
 from resnet_nb.data import Batches
 from resnet_nb.models import cifar_resnet, lesioned
 from resnet_nb.train import evaluate, fit, recipe
-from resnet_nb.widgets import (LAB_DEPTHS, ArchitectureLab, LabControls, LesionLab, SignalLab,
-                               TrainingLab, architecture_view, build_model, lesion_view,
-                               probe_batch, signal_view, train_run)
+from resnet_nb.widgets import (LAB_DEPTHS, ArchitectureLab, LabControls, LandscapeLab,
+                               LesionLab, SignalLab, TrainingLab, architecture_view, build_model,
+                               landscape_view, lesion_view, probe_batch, signal_view, train_run)
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG = b"\x89PNG"
@@ -278,3 +278,44 @@ def test_stop_ends_a_run_mid_step_and_leaves_no_hooks(data):
     assert run.status == "stopped" and run.step_loss == [] and run.test_acc is None
     assert time.perf_counter() - t0 < 5
     assert all(not b._forward_pre_hooks for b in run.model.blocks)
+
+
+# --- notebook 07: the landscape view ----------------------------------------------------------
+
+def test_the_landscape_slider_measures_each_network_where_it_is_moved(data, trained):
+    from resnet_nb.probes import filter_normalized_direction, loss_slice, loss_surface
+    from resnet_nb.data import normalize
+    models = list(trained.values())
+    x, y = normalize(data.train.images[:64]), data.train.labels[:64]
+    d1 = {m.name: filter_normalized_direction(m, seed=1) for m in models}
+    d2 = {m.name: filter_normalized_direction(m, seed=2) for m in models}
+    alphas = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    slices = [loss_slice(m, d1[m.name], alphas, x, y) for m in models]
+    surfaces = [loss_surface(m, d1[m.name], d2[m.name], [-1, 0, 1], [-1, 0, 1], x, y)
+                for m in models]
+    before = {m.name: {k: v.clone() for k, v in m.state_dict().items()} for m in models}
+    lab = LandscapeLab(models, d1, x, y, slices, surfaces)
+    assert lab.alpha.continuous_update is False and lab.alpha.step == pytest.approx(0.25)
+    # At alpha = 0 the slices already hold the answer: nothing measured anew.
+    assert lab._cache == {} and "alpha = +0.00" in lab.summary.value
+    first, contours = lab.image.value, lab.contours.value
+    assert first[:4] == PNG and contours[:4] == PNG
+    lab.alpha.value = 0.25                                   # between two points of the slices
+    for m in models:
+        want = loss_slice(m, d1[m.name], [0.25], x, y)
+        got = lab.view.current[m.name]
+        assert got[1] == pytest.approx(want.loss[0], rel=1e-5) and got[2] == want.accuracy[0]
+        assert f"{m.name} training loss {want.loss[0]:.3g}" in lab.summary.value
+    assert len(lab._cache) == 2 and lab.image.value != first and len(lab.seconds) == 2
+    assert lab.contours.value == contours                    # drawn once, not per update
+    at_quarter = dict(lab.view.current)
+    lab.alpha.value = 0.5                                    # a point of the slices: no new work
+    assert len(lab._cache) == 2
+    assert lab.view.current[models[0].name][1] == slices[0].loss[3]
+    # The networks were moved on copies only.
+    for m in models:
+        assert all(torch.equal(before[m.name][k], v) for k, v in m.state_dict().items())
+    # The plain call gives the same numbers and shows without widgets.
+    v = landscape_view(models, d1, 0.25, x, y, slices, surfaces)
+    assert v.current == at_quarter
+    assert set(v._repr_mimebundle_()) == {"image/png", "text/plain"}

@@ -148,7 +148,7 @@ def test_checkpoint_holds_only_plain_data(tiny, tmp_path):
     fit(cifar_resnet(8), tiny, recipe("paper", epochs=1, batch_size=64), out_dir=tmp_path,
         device="cpu", progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert set(state) == {"model", "optimizer", "epoch", "history", "train_config",
+    assert set(state) == {"model", "optimizer", "epoch", "scaler", "history", "train_config",
                           "model_config"}
     assert state["model_config"]["depth"] == 8
 

@@ -619,16 +619,22 @@ def make_synthetic(n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Cif
 
 # --- mini-batches --------------------------------------------------------------
 
-def _normalisation(device) -> tuple[torch.Tensor, torch.Tensor]:
+def _normalisation(device, mean=MEAN, std=STD) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift), each (1, 3, 1, 1): x_uint8 * scale + shift = (x / 255 - mean) / std."""
-    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std):
+        raise ValueError(f"mean and std need one value per colour channel (3 each), std > 0; "
+                         f"got mean={tuple(mean)}, std={tuple(std)}")
+    mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
     return 1 / (255 * std), -mean / std
 
 
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> float32, scaled to 0..1 and standardised per channel."""
-    scale, shift = _normalisation(images.device)
+def normalize(images: torch.Tensor, mean=MEAN, std=STD) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32, scaled to 0..1 and standardised per channel.
+
+    mean, std: per-channel statistics on the 0..1 scale (default: CIFAR-10's training set).
+    """
+    scale, shift = _normalisation(images.device, mean, std)
     return images.float() * scale + shift
 
 
@@ -662,20 +668,26 @@ class Batches:
     Training order and augmentation come from a generator seeded with
     (seed, epoch), so epoch k is the same whether or not the run was resumed.
     Yields (images float32 (B, 3, 32, 32) normalised, labels int64 (B,)).
+
+    train=True shuffles, drops a last smaller batch and (unless augment=False) crops and
+    flips; augment=False keeps the shuffled order and the images as they are. mean, std:
+    the per-channel statistics images are standardised with (default: CIFAR-10's).
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 128, *, train: bool = False,
                  device: str | torch.device = "cpu", seed: int = 0,
-                 memory_format: torch.memory_format = torch.channels_last):
+                 memory_format: torch.memory_format = torch.channels_last,
+                 augment: bool | None = None, mean=MEAN, std=STD):
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.train, self.seed = batch_size, train, seed
+        self.augment = train if augment is None else augment
         self.memory_format = memory_format
         self.epoch = 0
         # Kept on the device, so that normalising a batch copies nothing from the host.
-        self._scale, self._shift = _normalisation(self.images.device)
+        self._scale, self._shift = _normalisation(self.images.device, mean, std)
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -695,7 +707,7 @@ class Batches:
         for i in range(len(self)):
             idx = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[idx]
-            if self.train:
+            if self.augment:
                 x = augment(x, g)
             x = (x.float() * self._scale + self._shift).contiguous(memory_format=self.memory_format)
             yield x, self.labels[idx]

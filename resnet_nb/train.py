@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Batches, CifarData
+from .data import MEAN, STD, Batches, CifarData
 from .files import FolderLock, atomic_write, check_writable, reason, remove_leftovers, show_path
 from .files import signals_deferred
 
@@ -541,7 +541,8 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
         None = None, resume: bool = False, device: str | torch.device | None = None,
         on_step: Callable[[int, float], None] | None = None, progress: bool = True,
         evaluate_test: bool = True, provenance: dict | None = None,
-        verbose: bool = True, precision: str = "auto", compile: str | None = None) -> History:
+        verbose: bool = True, precision: str = "auto", compile: str | None = None,
+        augment: bool = True, mean=MEAN, std=STD) -> History:
     """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
 
     With `out_dir`, a checkpoint and the history are written after every epoch,
@@ -559,6 +560,10 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     becomes NaN/inf or explodes (see _loss_bound), or an epoch that ends with a number
     of the network that is not finite, raises TrainingDiverged: only finite epochs are
     saved. A failed save (a full disk) raises SaveFailed, keeping the last checkpoint.
+
+    `augment=False` trains on the images as they are (no crop, no flip); `mean`, `std`: the
+    per-channel statistics every batch is standardised with (default: CIFAR-10's). Both go
+    into the history's provenance.
     """
     say = print if verbose else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
@@ -571,15 +576,18 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     # The compiled module shares the model's parameters and buffers: training updates `model`.
     step_model = torch.compile(model, mode=compile) if compile else model
     scaler = grad_scaler(device, precision)
-    train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
-    val = Batches(data.val, 512, device=device) if data.val is not None else None
-    test = Batches(data.test, 512, device=device) if evaluate_test else None
+    inputs = {"mean": tuple(mean), "std": tuple(std)}
+    train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed,
+                    augment=augment, **inputs)
+    val = Batches(data.val, 512, device=device, **inputs) if data.val is not None else None
+    test = Batches(data.test, 512, device=device, **inputs) if evaluate_test else None
     optimizer = make_optimizer(model, cfg)
     total_steps = cfg.epochs * len(train)
     history = History(model=_plain(asdict(model.config)) if hasattr(model, "config") else {},
                       config=_plain(asdict(cfg)), steps_per_epoch=len(train), total_steps=total_steps,
                       provenance={**(provenance or {}), "precision": precision,
-                                  "compile": compile or "off"},
+                                  "compile": compile or "off", "augment": augment,
+                                  "input_mean": list(mean), "input_std": list(std)},
                       data=data.record())
     out = Path(out_dir) if out_dir is not None else None
     # Checks the folder and locks it for this process (released below, in `finally`).

@@ -253,6 +253,33 @@ def test_normalisation_uses_cifar_statistics():
         pytest.approx([-m / s for m, s in zip(mean, std)], rel=1e-5)
 
 
+def test_batches_without_augmentation_and_with_other_statistics():
+    data = D.make_synthetic(96, 10)
+    plain = Batches(data.train, 32, train=True, seed=1, augment=False, mean=(0.5,) * 3,
+                    std=(0.5,) * 3)
+    augmented = Batches(data.train, 32, train=True, seed=1)
+    assert len(plain) == len(augmented) == 3
+    for (x, y), (xa, ya) in zip(plain, augmented):
+        assert torch.equal(y, ya)                     # same shuffled order with or without
+        # Each image is one of the training images, uncropped and unflipped, on the (x/255 -
+        # 0.5)/0.5 scale: find it by its label-independent pixels.
+        want = data.train.images.float() / 255 * 2 - 1          # (96, 3, 32, 32)
+        for img in x:
+            assert any(torch.allclose(img, w, atol=1e-6) for w in want)
+        assert not all(any(torch.allclose(img, w, atol=1e-6) for w in want) for img in xa)
+    # The oracle for the statistics: uint8 0 -> (0 - 0.5) / 0.5 = -1, 255 -> +1.
+    extremes = ImageSet(torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+                        .expand(2, 3, 2, 2).clone(), torch.tensor([0, 1]))
+    x, _ = next(iter(Batches(extremes, 2, mean=(0.5,) * 3, std=(0.5,) * 3)))
+    assert x[0].unique().tolist() == [-1.0] and x[1].unique().tolist() == [1.0]
+    # augment=True on evaluation batches crops and flips too (a test-time-augmentation demo).
+    assert Batches(data.test, 8, augment=True).augment and not Batches(data.test, 8).augment
+    with pytest.raises(ValueError, match="one value per colour channel"):
+        Batches(data.test, 8, mean=(0.5,), std=(0.5,))
+    with pytest.raises(ValueError, match="std > 0"):
+        normalize(data.test.images, std=(0.5, 0.0, 0.5))
+
+
 def test_real_cifar10_copy(real_data_path):
     data = load_cifar10(real_data_path, verbose=False)
     assert len(data.train) == 50_000 and len(data.test) == 10_000

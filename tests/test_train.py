@@ -79,6 +79,41 @@ def test_fit_history_is_plain_json(tiny, tmp_path):
         torch.testing.assert_close(fresh.eval()(x), model.eval()(x))   # fit made it channels-last
 
 
+def test_fit_without_augmentation_and_with_other_statistics(tiny):
+    """fit passes augment, mean and std to its training and evaluation batches."""
+    seen = {"train": [], "eval": []}
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = cifar_resnet(8)
+
+        def forward(self, x):
+            seen["train" if self.training else "eval"].append(x.detach().clone())
+            return self.net(x)
+
+    torch.manual_seed(0)
+    h = fit(Recorder(), tiny, recipe("fast", epochs=1, batch_size=64), device="cpu",
+            progress=False, verbose=False, augment=False, mean=(0.5,) * 3, std=(0.5,) * 3)
+    want = tiny.train.images.float() / 255 * 2 - 1          # every image, on the -1..1 scale
+    train = torch.cat(seen["train"])
+    assert len(train) == 256
+    # Without augmentation each training input is exactly one of the images (sorted rows).
+    rows = lambda t: t.flatten(1).sort(dim=0).values
+    torch.testing.assert_close(rows(train), rows(want), atol=1e-6, rtol=0)
+    test = torch.cat(seen["eval"])
+    torch.testing.assert_close(test, tiny.test.images.float() / 255 * 2 - 1, atol=1e-6, rtol=0)
+    assert h.provenance["augment"] is False and h.provenance["input_std"] == [0.5] * 3
+    # The default augments: some training inputs are then no longer any stored image.
+    seen["train"].clear()
+    torch.manual_seed(0)
+    h = fit(Recorder(), tiny, recipe("fast", epochs=1, batch_size=64), device="cpu",
+            progress=False, verbose=False, evaluate_test=False)
+    from resnet_nb.data import normalize
+    assert not torch.allclose(rows(torch.cat(seen["train"])), rows(normalize(tiny.train.images)))
+    assert h.provenance["augment"] is True
+
+
 def test_seeded_cpu_runs_are_reproducible(tiny):
     results = []
     for _ in range(2):

@@ -145,8 +145,8 @@ def plot_fig6(histories_plain, histories_resnet, *, title: str | None = None,
                     markersize=3, label=f"{name}: training error")
             its, test_err = fig6_points(h, "test_acc")
             if len(its):
-                ax.plot(its, test_err, color=c, linestyle="-", linewidth=2.4,
-                        label=f"{name}: test error")
+                ax.plot(its, test_err, color=c, linestyle="-", linewidth=2.4, marker=".",
+                        markersize=6, label=f"{name}: test error")
             handles.append(Line2D([], [], color=c, linewidth=2.4, label=name))
         handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1.0,
                            label="dashed: training error"),
@@ -155,6 +155,7 @@ def plot_fig6(histories_plain, histories_resnet, *, title: str | None = None,
         ax.legend(handles=handles, fontsize="small")
         ax.set(xlabel="iterations (mini-batch steps)", ylabel="error (%)", title=panel)
         ax.grid(alpha=0.3)
+        ax.set_xlim(left=0)
         if ylim is not None:
             ax.set_ylim(*ylim)
         else:

@@ -114,14 +114,19 @@ class _Switchable(nn.Module):
         return self.shortcut(x) if self.use_shortcut else x.new_zeros(())
 
     def lesioned(self, x: torch.Tensor) -> torch.Tensor:
-        """The block with its residual branch F removed: only the shortcut path is left."""
+        """The block with its residual branch F removed: only the shortcut path is left.
+
+        A plain block has no shortcut path; removing it passes its input on through the
+        parameter-free option-A map instead (Veit et al. 2016's deletion of a layer).
+        """
         return self.shortcut(x) if self.is_residual else self.pass_through(x)
 
 
 class BasicBlock(_Switchable):
     """Two 3x3 convolutions (He et al. 2015, Fig. 2): relu(F(x) + shortcut(x)).
 
-    F(x) = BN(conv(relu(BN(conv(x))))). (N, C_in, H, W) -> (N, C_out, H/stride, W/stride).
+    F(x) = BN(conv(relu(BN(conv(x))))), with BN right after each convolution (sec. 3.4).
+    (N, C_in, H, W) -> (N, C_out, H/stride, W/stride).
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
@@ -138,7 +143,7 @@ class BasicBlock(_Switchable):
         return self.bn2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:  # lesioned: F(x) = 0
+        if not self.enabled:  # lesioned: F skipped, the input passed on
             return F.relu(self.lesioned(x))
         identity = self.identity(x)
         out = F.relu(self.bn1(self.conv1(x)))
@@ -171,7 +176,7 @@ class Bottleneck(_Switchable):
         return self.bn3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:  # lesioned: F(x) = 0
+        if not self.enabled:  # lesioned: F skipped, the input passed on
             return F.relu(self.lesioned(x))
         identity = self.identity(x)
         out = F.relu(self.bn1(self.conv1(x)))
@@ -201,7 +206,7 @@ class PreActBlock(_Switchable):
         return None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.enabled:  # lesioned: F(x) = 0
+        if not self.enabled:  # lesioned: F skipped, the input passed on
             return self.lesioned(x)
         identity = self.identity(x)
         out = self.conv1(F.relu(self.bn1(x)))

@@ -107,7 +107,7 @@ class LesionResult:
 
 
 def lesion_study(model: CifarResNet, batches: Batches, progress: bool = False) -> LesionResult:
-    """Evaluate `model` on `batches` with each block lesioned in turn (F(x) = 0 there)."""
+    """Evaluate `model` on `batches` with each block lesioned in turn (`_Switchable.lesioned`)."""
     blocks = model.blocks
     before = [b.enabled for b in blocks]
     baseline = evaluate(model, batches)["acc"]

@@ -1,10 +1,12 @@
 """Matplotlib figures built from histories, probes and measurements.
 
 Every function draws into the axes it is given (or a new figure), labels its axes
-with units, and returns the figure, so a notebook cell is one call. Plain
-networks are drawn dashed and residual networks solid, as in He et al. (2015),
-Figs. 1 and 6 (thin/bold there). Figures are small (inline, ~100 dpi) so that
-committed notebooks stay small.
+with units, and returns the figure, so a notebook cell is one call. This course
+draws plain networks dashed and residual networks solid (its own convention, so
+that twins can share a colour); `plot_fig6` instead follows He et al. (2015),
+Fig. 6: plain networks and ResNets in separate panels, dashed training error and
+bold test error. Figures are small (inline, ~100 dpi) so that committed
+notebooks stay small.
 """
 from __future__ import annotations
 
@@ -74,6 +76,99 @@ def plot_training_curves(histories: Mapping[str, "History"], error_curves: Mappi
     return fig
 
 
+def _network_name(label, history) -> str:
+    """The label given, else the network's name from the history's model configuration."""
+    if isinstance(label, str):
+        return label
+    from .models import ResNetConfig
+    return ResNetConfig(**history.model).name
+
+
+def _depth_of(name: str, history) -> int | None:
+    depth = (history.model or {}).get("depth")
+    if depth is None:
+        import re
+        found = re.search(r"-(\d+)", name)
+        depth = int(found.group(1)) if found else None
+    return depth
+
+
+def _as_named(histories) -> list[tuple[str, "History"]]:
+    """{label: History} or a sequence of History objects -> [(label, History), ...]."""
+    if isinstance(histories, Mapping):
+        return [(_network_name(k, h), h) for k, h in histories.items()]
+    return [(_network_name(None, h), h) for h in histories]
+
+
+def fig6_points(history, key: str = "test_acc") -> tuple[np.ndarray, np.ndarray]:
+    """(iterations, error in %) of one run, one point per finished epoch.
+
+    The point of epoch e (1-based, as in `History.epochs`) lies at
+    e * steps_per_epoch iterations; its error is 100 * (1 - history's `key`).
+    Epochs without `key` (e.g. no test set evaluated) are left out.
+    """
+    rows = [e for e in history.epochs if e.get(key) is not None]
+    its = np.array([e["epoch"] * history.steps_per_epoch for e in rows], dtype=float)
+    err = np.array([100.0 * (1.0 - e[key]) for e in rows], dtype=float)
+    return its, err
+
+
+def plot_fig6(histories_plain, histories_resnet, *, title: str | None = None,
+              ylim: tuple[float, float] | None = None, axes=None):
+    """Training curves drawn as He et al. (2015), Fig. 6 draws them.
+
+    Left panel: the plain networks; right panel: the ResNets. For each network,
+    a thin dashed line is its training error and a bold line its test error, in
+    % against iterations (mini-batch steps); colours stand for depths, the same
+    in both panels. histories_plain, histories_resnet: {label: History} or a
+    sequence of `History` objects (from `fit`, or loaded from JSON); each
+    finished epoch gives one point (`fig6_points`). The training error is
+    1 - `train_acc`, the accuracy on the augmented mini-batches of that epoch
+    while they were trained on; the test error is 1 - `test_acc`.
+    axes: two matplotlib axes to draw into (default: a new figure).
+    """
+    plain, resnet = _as_named(histories_plain), _as_named(histories_resnet)
+    depths = sorted({d for name, h in plain + resnet
+                     if (d := _depth_of(name, h)) is not None})
+    colour = {d: f"C{i % 10}" for i, d in enumerate(depths)}
+    if axes is None:
+        fig, axes = _new_axes(2, width=4.8, height=3.6)
+    else:
+        fig = axes[0].figure
+    from matplotlib.lines import Line2D
+    for ax, runs, panel in ((axes[0], plain, "plain networks"), (axes[1], resnet, "ResNets")):
+        handles = []
+        for name, h in runs:
+            c = colour.get(_depth_of(name, h), "0.3")
+            its, train_err = fig6_points(h, "train_acc")
+            ax.plot(its, train_err, color=c, linestyle="--", linewidth=1.0, marker=".",
+                    markersize=3, label=f"{name}: training error")
+            its, test_err = fig6_points(h, "test_acc")
+            if len(its):
+                ax.plot(its, test_err, color=c, linestyle="-", linewidth=2.4, marker=".",
+                        markersize=6, label=f"{name}: test error")
+            handles.append(Line2D([], [], color=c, linewidth=2.4, label=name))
+        handles += [Line2D([], [], color="0.3", linestyle="--", linewidth=1.0,
+                           label="dashed: training error"),
+                    Line2D([], [], color="0.3", linestyle="-", linewidth=2.4,
+                           label="bold: test error")]
+        ax.legend(handles=handles, fontsize="small")
+        ax.set(xlabel="iterations (mini-batch steps)", ylabel="error (%)", title=panel)
+        ax.grid(alpha=0.3)
+        ax.set_xlim(left=0)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        else:
+            ax.set_ylim(bottom=0)
+    if ylim is None:   # one error scale for both panels, so that they compare at a glance
+        top = max(ax.get_ylim()[1] for ax in axes[:2])
+        for ax in axes[:2]:
+            ax.set_ylim(0, top)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
 def plot_signal_profiles(profiles: Sequence["SignalProfile"]):
     """Two panels per block index: forward activation RMS, and ||dL/dx|| (log scale).
 
@@ -140,15 +235,16 @@ def _shortcut_kind(block) -> str:
     return kinds.get(type(block.shortcut), type(block.shortcut).__name__)
 
 
-def architecture_blocks(model) -> list[BlockInfo]:
+def architecture_blocks(model, summary=None) -> list[BlockInfo]:
     """Every block of a CifarResNet with its input/output shape and its kind of shortcut.
 
     Shapes come from `models.summarize` (one image run through the model), so the
     list is right for any depth, width and shortcut option, and it reflects the
     shortcut switches (`set_shortcuts(False)` turns every shortcut into "off").
+    summary: the model's `summarize(model)`, if already computed.
     """
     from .models import count_parameters, summarize
-    rows = {r.name: r.output_shape for r in summarize(model).rows}
+    rows = {r.name: r.output_shape for r in (summary or summarize(model)).rows}
     stages = (model.stage1, model.stage2, model.stage3)
     before = ("stem", "stage1", "stage2")
     out = []
@@ -176,13 +272,21 @@ def plot_architecture(model, blocks_shown: int = 3):
     orange dashed: option A's zero padding, red: a 1x1 projection; no arc: no
     shortcut). Stages with more than `blocks_shown` blocks show the first
     blocks, the last one, and how many are left out. Shapes are C x H x W.
+    Notebook 05's lab draws the same figure (`plot_network_strip`).
     """
     import matplotlib.pyplot as plt
+    return _draw_architecture(model, blocks_shown, lambda size: plt.subplots(
+        figsize=size, dpi=90, layout="constrained"))
+
+
+def _draw_architecture(model, blocks_shown: int, new_figure, model_summary=None):
+    """plot_architecture's drawing; new_figure(figsize) -> (figure, axes) makes the canvas."""
     from matplotlib.patches import Arc, FancyBboxPatch
 
     from .models import count_parameters, summarize
-    summary = {r.name: r for r in summarize(model).rows}
-    infos = architecture_blocks(model)
+    model_summary = model_summary or summarize(model)   # one forward pass, used twice
+    summary = {r.name: r for r in model_summary.rows}
+    infos = architecture_blocks(model, model_summary)
     shape = lambda s: "x".join(map(str, s))
     # Column positions: input, stem, then each stage's shown blocks (and a gap), then head.
     items = [("input", None), ("stem", None)]
@@ -196,8 +300,7 @@ def plot_architecture(model, blocks_shown: int = 3):
         else:
             items += [("block", b) for b in stage]
     items += [("pool", None), ("fc", None)]
-    width = 1.25
-    fig, ax = plt.subplots(figsize=(0.95 * len(items) + 1, 3.6), dpi=90, layout="constrained")
+    fig, ax = new_figure((0.95 * len(items) + 1, 3.6))
     x_of = {}
     block_label = ("BN-ReLU-conv\nx2" if model.config.preact else "conv-BN-ReLU\nconv-BN")
     x = 0.0
@@ -433,64 +536,19 @@ def _log_axis(ax) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_network_strip(model):
-    """The network as a strip of blocks: stem, 3n residual blocks coloured by stage, head.
+def plot_network_strip(model, blocks_shown: int = 3, summary=None):
+    """The lab's view 1: the same drawing as `plot_architecture` (notebook 03), on a Figure.
 
-    An arc over a block is its shortcut: solid for the identity, dashed for option A's
-    zero-padding and a small square for a projection (options B/C). A plain network has no arcs.
+    The Figure is not tracked by pyplot, so that the lab can redraw it from any thread
+    and the inline backend never shows it twice (see the note above `figure_png`).
+    summary: the model's `summarize(model)`, if already computed.
     """
-    from matplotlib.patches import Arc, Rectangle
-    from .blocks import IdentityShortcut, NoShortcut, ProjectionShortcut, ZeroPadShortcut
-    cfg = model.config
-    blocks = model.blocks
-    n = len(blocks)
-    fig, ax = _lab_figure(10, 2.3)
-    x = 0.0
-    ax.add_patch(Rectangle((x, 0), 1.2, 1, fc="0.75", ec="k", lw=0.6))
-    ax.text(x + 0.6, 0.5, "conv\n3x3", ha="center", va="center", fontsize=7)
-    x += 1.6
-    stage_of = [s for s, stage in enumerate((model.stage1, model.stage2, model.stage3), 1)
-                for _ in stage]
-    for i, (b, s) in enumerate(zip(blocks, stage_of)):
-        ax.add_patch(Rectangle((x, 0), 0.8, 1, fc=_STAGE_COLOURS[s - 1], ec="k", lw=0.4))
-        if b.conv1.stride[0] != 1:
-            ax.text(x + 0.4, -0.25, "/2", ha="center", va="top", fontsize=7)
-        sc = b.shortcut
-        if b.use_shortcut and not isinstance(sc, NoShortcut):
-            style = "--" if isinstance(sc, ZeroPadShortcut) else "-"
-            ax.add_patch(Arc((x + 0.4, 1.0), 1.0, 1.1, theta1=0, theta2=180, ls=style,
-                             lw=0.9, color="k"))
-            if isinstance(sc, ProjectionShortcut):
-                ax.add_patch(Rectangle((x + 0.28, 1.46), 0.24, 0.18, fc="k"))
-        x += 1.0
-    x += 0.4
-    ax.add_patch(Rectangle((x, 0), 1.4, 1, fc="0.75", ec="k", lw=0.6))
-    ax.text(x + 0.7, 0.5, "pool\nfc 10", ha="center", va="center", fontsize=7)
-    x += 1.4
-    ax.set_xlim(-0.3, x + 0.3)
-    ax.set_ylim(-0.7, 2.0)
-    ax.set_aspect("auto")
-    ax.axis("off")
-    from matplotlib.patches import Patch
-    from matplotlib.lines import Line2D
-    w = cfg.widths
-    handles = [Patch(fc=_STAGE_COLOURS[k], ec="k", lw=0.4,
-                     label=f"stage {k + 1}: {w[k]} filters, {32 >> k}x{32 >> k}")
-               for k in range(3)]
-    if cfg.shortcut != "none":
-        handles.append(Line2D([], [], color="k", lw=0.9, label="identity shortcut"))
-        if cfg.shortcut == "A":
-            handles.append(Line2D([], [], color="k", lw=0.9, ls="--",
-                                  label="zero-pad shortcut (A)"))
-        else:
-            handles.append(Line2D([], [], color="k", lw=0, marker="s", ms=5,
-                                  label="projection shortcut (B/C)"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=5,
-              fontsize=7, frameon=False)
-    kind = "pre-activation blocks (BN-ReLU-conv)" if cfg.preact else \
-        "original blocks (conv-BN-ReLU)"
-    ax.set_title(f"{model.name}: {n} blocks of 2 conv layers, {kind}", fontsize=9)
-    return fig
+    from matplotlib.figure import Figure
+
+    def new_figure(size):
+        fig = Figure(figsize=size, dpi=90, layout="constrained")
+        return fig, fig.subplots()
+    return _draw_architecture(model, blocks_shown, new_figure, summary)
 
 
 def plot_signal_comparison(current, reference, current_label: str, reference_label: str):
@@ -545,12 +603,20 @@ def plot_training_race(runs):
     return fig
 
 
+#: The x-axis label of the lesion plot: what removing a block does, in both kinds of network.
+LESION_XLABEL = ("block removed: its convolutions are skipped and its input is passed on, through\n"
+                 "its shortcut (ResNet) or the parameter-free option-A map (plain network)")
+
+
 def plot_lesions(results, off=(), current=None):
     """Test accuracy with one block removed, per block, for each network (Veit et al. 2016).
 
     results: {label: probes.LesionResult}; off: blocks (0-based) the reader switched off,
-    shaded; current: {label: accuracy with all of `off` removed}, drawn as a star at the right.
+    shaded grey; current: {label: accuracy with all of `off` removed}, drawn as a star at
+    the right. Downsampling blocks (stride 2, channels doubled) are shaded orange; chance
+    level (10%) is a dotted line. Everything is named in the legend, outside the axes.
     """
+    from matplotlib.patches import Patch
     fig, ax = _lab_figure(10, 3.2)
     for k, (label, r) in enumerate(results.items()):
         c = _PLAIN_COLOUR if "plain" in label else _RESIDUAL_COLOUR
@@ -560,25 +626,31 @@ def plot_lesions(results, off=(), current=None):
         ax.axhline(100 * r.baseline_acc, color=c, ls=":", lw=1.2,
                    label=f"{label}: all blocks ({100 * r.baseline_acc:.1f}%)")
         if current is not None and label in current:
-            ax.plot([len(x) + 1], [100 * current[label]], marker="*", ms=12, color=c, ls="")
+            ax.plot([len(x) + 1], [100 * current[label]], marker="*", ms=12, color=c, ls="",
+                    label=f"{label}: your blocks removed")
     first = next(iter(results.values()))
-    for i, down in enumerate(first.downsampling):
-        if down:
-            ax.annotate("/2", (i + 1, 0), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=7, xycoords=("data", "axes fraction"))
+    down = [i for i, d in enumerate(first.downsampling) if d]
+    for i in down:
+        ax.axvspan(i + 0.6, i + 1.4, color="tab:orange", alpha=0.15, lw=0, zorder=0)
     for i in off:
-        ax.axvspan(i + 0.6, i + 1.4, color="0.85", zorder=0)
-    ax.axhline(10, color="0.5", lw=0.8, ls=":")
-    ax.text(0.01, 11, "chance (10%)", fontsize=7, color="0.4",
-            transform=ax.get_yaxis_transform())
+        ax.axvspan(i + 0.6, i + 1.4, color="0.8", zorder=0)
+    ax.axhline(10, color="0.5", lw=0.8, ls=(0, (1, 3)), label="chance (10%)")
+    handles, labels = ax.get_legend_handles_labels()
+    if down:
+        handles.append(Patch(color="tab:orange", alpha=0.15))
+        labels.append("downsampling block (stride 2, channels x2): "
+                      + ", ".join(str(i + 1) for i in down))
+    if off:
+        handles.append(Patch(color="0.8"))
+        labels.append("switched off by you: " + ", ".join(str(i + 1) for i in off))
     n = len(first.lesioned_acc)
     ticks = list(range(1, n + 1)) + ([n + 1] if current else [])
     ax.set_xticks(ticks, [str(t) for t in range(1, n + 1)] + (["yours"] if current else []),
                   fontsize=7 if n > 20 else 8)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("block removed (F(x) = 0 there)")
+    ax.set_xlabel(LESION_XLABEL, fontsize=9)
     ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
 
 

@@ -137,7 +137,7 @@ def architecture_view(depth: int = 20, shortcut: str = "A", preact: bool = False
     model = build_model(depth, shortcut, preact)
     summary = summarize(model)
     return ArchitectureView(model.name, summary, summary.total_parameters,
-                            plot_network_strip(model))
+                            plot_network_strip(model, summary=summary))
 
 
 # --- view 2: signal and gradient at initialisation ------------------------------------------

@@ -129,3 +129,19 @@ def test_channels_figure_scales_each_channel_and_marks_zero_channels():
         assert ax.get_title() == str(c)
     assert fig._suptitle.get_text() == "five channels"
     matplotlib.pyplot.close(fig)
+
+
+@pytest.mark.parametrize("model", [cifar_resnet(56, "B"), plain_net(20)])
+def test_the_lab_draws_the_architecture_as_notebook_03_does(model):
+    """Notebooks 03 and 05 show one drawing: the lab's (on a pyplot-free Figure) has the same
+    boxes, labels, arcs and colours as plot_architecture's."""
+    from matplotlib.figure import Figure
+    ours, labs = viz.plot_architecture(model), viz.plot_network_strip(model)
+    assert type(labs) is Figure            # not a pyplot figure: safe to redraw from a thread
+    assert _texts(ours) == _texts(labs)
+    arcs = lambda f: [(p.get_edgecolor(), p.get_linestyle()) for p in f.axes[0].patches
+                      if type(p).__name__ == "Arc"]
+    assert arcs(ours) == arcs(labs)
+    assert len(arcs(ours)) == (0 if model.config.shortcut == "none" else 9)   # 3 blocks shown per stage
+    assert labs.get_size_inches().tolist() == ours.get_size_inches().tolist()
+    matplotlib.pyplot.close(ours)

@@ -84,8 +84,9 @@ def _network_name(label, history) -> str:
     return ResNetConfig(**history.model).name
 
 
-def _depth_of(name: str, history) -> int | None:
-    depth = (history.model or {}).get("depth")
+def _depth_of(name: str, history=None) -> int | None:
+    """The depth a History records, else the one in its name ("plain-56" -> 56), else None."""
+    depth = (history.model or {}).get("depth") if history is not None else None
     if depth is None:
         import re
         found = re.search(r"-(\d+)", name)
@@ -493,7 +494,7 @@ def show_misclassified(images, labels, predictions, classes: Sequence[str], n: i
                              f"{len(wrong)} of {int((labels != predictions).sum()):,}")
 
 
-# --- the interactive lab's figures (notebook 05; resnet_nb.widgets wires them to controls) ----
+# --- the interactive lab's figures (notebook 06; resnet_nb.widgets wires them to controls) ----
 # Built on matplotlib.figure.Figure, not pyplot: the lab redraws from a training thread, and a
 # Figure that pyplot does not track is safe there and is never shown twice by the inline backend.
 
@@ -691,10 +692,9 @@ def _depth_colour(name: str, depths: Sequence[int]) -> str:
     return f"C{order.index(depth) % 10}" if depth in order else "C7"
 
 
-def _depth_of(name: str) -> int:
-    import re
-    m = re.search(r"-(\d+)", name)
-    return int(m.group(1)) if m else 0
+def _depth_in_name(name: str) -> int:
+    """The depth in a network's name ("ResNet-56 (A)" -> 56), 0 if it names none."""
+    return _depth_of(name, None) or 0
 
 
 def plot_layer_responses(responses: Sequence["LayerResponses"]):
@@ -705,7 +705,7 @@ def plot_layer_responses(responses: Sequence["LayerResponses"]):
     Plain networks dashed, residual solid; one colour per depth.
     """
     fig, (left, right) = _new_axes(2, width=5.4, height=3.6)
-    depths = [_depth_of(r.model_name) for r in responses]
+    depths = [_depth_in_name(r.model_name) for r in responses]
     for r in responses:
         style = {"color": _depth_colour(r.model_name, depths), **_style(r.model_name)}
         x = np.arange(1, len(r.std) + 1)
@@ -728,7 +728,7 @@ def plot_layer_responses(responses: Sequence["LayerResponses"]):
 
 def _draw_slices(loss_ax, acc_ax, slices, marker=None) -> None:
     """Loss (log scale) and accuracy along each slice; marker: {name: (alpha, loss, acc)}."""
-    depths = [_depth_of(s.model_name) for s in slices]
+    depths = [_depth_in_name(s.model_name) for s in slices]
     for s in slices:
         colour = _PLAIN_COLOUR if "plain" in s.model_name.lower() else _RESIDUAL_COLOUR
         if len(set(depths)) > 1:
@@ -902,7 +902,7 @@ def plot_gradient_correlation(results: Sequence["GradientCorrelation"]):
     Right: the correlation of neighbouring inputs' gradients against depth, plain vs residual.
     """
     fig, (left, right) = _new_axes(2, width=5.2, height=3.5)
-    depths = [_depth_of(r.model_name) for r in results]
+    depths = [_depth_in_name(r.model_name) for r in results]
     for r in results:
         style = {"color": _depth_colour(r.model_name, depths), **_style(r.model_name)}
         steps = len(r.t) - 1
@@ -913,10 +913,10 @@ def plot_gradient_correlation(results: Sequence["GradientCorrelation"]):
              ylabel="correlation of their gradients", title="gradient correlation vs distance")
     for kind, style in (("plain", PLAIN_STYLE), ("residual", RESIDUAL_STYLE)):
         rs = sorted((r for r in results if ("plain" in r.model_name.lower()) == (kind == "plain")),
-                    key=lambda r: _depth_of(r.model_name))
+                    key=lambda r: _depth_in_name(r.model_name))
         if rs:
             colour = _PLAIN_COLOUR if kind == "plain" else _RESIDUAL_COLOUR
-            right.plot([_depth_of(r.model_name) for r in rs],
+            right.plot([_depth_in_name(r.model_name) for r in rs],
                        [r.neighbour_correlation for r in rs], marker="o", color=colour,
                        label=f"{kind} networks", **style)
     right.set(xlabel="depth (weighted layers)", ylabel="correlation of neighbouring gradients",

@@ -1,4 +1,4 @@
-"""The interactive lab (notebook 05) and the landscape view (notebook 07): controls wired to
+"""The interactive lab (notebook 06) and the landscape view (notebook 07): controls wired to
 probes, train and viz.
 
 Two layers, so that every view also works where no widgets are shown:

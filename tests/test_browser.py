@@ -61,7 +61,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def lab_server(tmp_path):
-    """JupyterLab on a free port, no token, serving a folder with a copy of notebook 05."""
+    """JupyterLab on a free port, no token, serving a folder with a copy of notebook 06."""
     yield from _jupyterlab(tmp_path, NOTEBOOK)
 
 

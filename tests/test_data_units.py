@@ -2,6 +2,7 @@
 edge cases, the synthetic classes and Batches' sizes."""
 import os
 import pickle
+import re
 import tarfile
 from pathlib import Path
 
@@ -122,28 +123,54 @@ def test_image_folder_reader_edge_cases(tmp_path):
 
 
 def test_image_folder_errors(tmp_path):
-    src = image_folder(tmp_path / "a", classes=CLASSES[:3])
+    src = image_folder(tmp_path / "a")
     (src / "train" / "extra").mkdir()
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(src / "train" / "extra" / "0.png")
-    with pytest.raises(DataError, match=r"class folders differ \(\['extra'\]\)"):
+    # The one difference from CIFAR-10's ten classes is named, and nothing else.
+    with pytest.raises(DataError, match=r"^image folder \S+: train/ has extra, which is not a "
+                                        r"CIFAR-10 class\. CIFAR-10 has exactly ten class "
+                                        r"folders in train/ and test/: airplane, automobile,"):
         load_cifar10(src, verbose=False)
-    big = image_folder(tmp_path / "b", classes=CLASSES[:2])
+    big = image_folder(tmp_path / "b")
     Image.fromarray(np.zeros((40, 30, 3), np.uint8)).save(big / "test" / "airplane" / "0.png")
-    with pytest.raises(DataError, match="is 30x40, not 32x32"):
+    with pytest.raises(DataError, match=r"image test/airplane/0\.png is 30x40, not 32x32"):
         load_cifar10(big, verbose=False)
     empty = tmp_path / "c"
     for split in ("train", "test"):
-        (empty / split / "cat").mkdir(parents=True)
-    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(empty / "train" / "cat" / "0.png")
-    with pytest.raises(DataError, match="has no test images"):
+        for c in CLASSES:
+            (empty / split / c).mkdir(parents=True)
+    for c in CLASSES:
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(empty / "train" / c / "0.png")
+    with pytest.raises(DataError) as info:
         load_cifar10(empty, verbose=False)
+    want = ", ".join(f"test/{c}/" for c in CLASSES)            # every test class, no train one
+    assert re.match(rf"image folder \S+: {re.escape(want)} hold\(s\) no images\. ",
+                    str(info.value)), str(info.value)
 
 
-def test_class_order_is_the_sorted_folder_names(tmp_path):
-    names = ("zebra", "apple", "moth")
-    data = load_cifar10(image_folder(tmp_path / "x", classes=names), verbose=False)
-    assert data.classes == ("apple", "moth", "zebra")
-    assert data.train.labels.tolist() == [0, 1, 2] and data.test.labels.tolist() == [0, 1, 2]
+def test_labels_come_from_the_class_names_not_the_folder_order(tmp_path):
+    """airplane=0 ... truck=9, whatever order the folders are listed or archived in, and
+    whatever else (macOS metadata) lies beside them."""
+    src = tmp_path / "x"
+    fill = {c: 20 * k + 7 for k, c in enumerate(CLASSES)}     # each class its own pixel value
+    for split in ("train", "test"):
+        for c in reversed(CLASSES):                             # created in reverse order
+            (src / split / c).mkdir(parents=True)
+            Image.fromarray(np.full((32, 32, 3), fill[c], np.uint8)).save(src / split / c / "0.png")
+        # Sorted among the class folders, this would come first and shift folder-order labels.
+        (src / split / "__MACOSX").mkdir()
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(src / split / "__MACOSX" / "0.png")
+    archive = tmp_path / "x.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:                  # members in reverse order too
+        for f in sorted(src.rglob("*.png"), reverse=True):
+            tar.add(f, arcname=f"x/{f.relative_to(src).as_posix()}")
+    for source in (src, archive):
+        data = load_cifar10(source, cache_dir=tmp_path / "cache", verbose=False)
+        assert data.classes == CLASSES
+        for s in (data.train, data.test):
+            assert s.labels.tolist() == list(range(10))
+            assert [int(img[0, 0, 0]) for img in s.images] == [fill[c] for c in CLASSES]
+            assert all(bool((img == img[0, 0, 0]).all()) for img in s.images)
 
 
 def test_incomplete_torchvision_archive(tmp_path):
@@ -152,12 +179,14 @@ def test_incomplete_torchvision_archive(tmp_path):
     archive = tmp_path / "tv.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
-    with pytest.raises(DataError, match=r"lacks \['data_batch_3'\]"):
+    with pytest.raises(DataError, match=r"^the archive \S*tv\.tar\.gz lacks \['data_batch_3'\]: "
+                                        r"it is incomplete\."):
         load_cifar10(archive, verbose=False)
     (folder / "batches.meta").unlink()
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="cifar-10-batches-py")
-    with pytest.raises(DataError, match=r"lacks \['data_batch_3'\]"):
+    with pytest.raises(DataError, match=r"^the archive \S*tv\.tar\.gz lacks \['data_batch_3', "
+                                        r"'batches\.meta'\]: it is incomplete\."):
         load_cifar10(archive, verbose=False)
 
 
@@ -266,7 +295,7 @@ def py2_pickle(obj) -> bytes:
     return buf.getvalue()
 
 
-def py2_tv_folder(root, n=3, names=tuple(c.upper() for c in CLASSES)):
+def py2_tv_folder(root, n=3, names=CLASSES):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
@@ -281,24 +310,35 @@ def py2_tv_folder(root, n=3, names=tuple(c.upper() for c in CLASSES)):
     return folder, truth
 
 
+def _packed(folder, as_archive):
+    if not as_archive:
+        return folder
+    archive = folder.parent / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="cifar-10-batches-py")
+    return archive
+
+
 @pytest.mark.parametrize("as_archive", [False, True])
 def test_torchvision_pickles_made_by_python_2(tmp_path, as_archive):
-    folder, truth = py2_tv_folder(tmp_path / "tv")
+    folder, truth = py2_tv_folder(tmp_path / "tv")              # CIFAR-10's real, lower-case names
     with pytest.raises(UnicodeDecodeError):
         pickle.loads((folder / "data_batch_1").read_bytes())        # why latin1 is needed
-    source = folder
-    if as_archive:
-        source = tmp_path / "cifar-10-python.tar.gz"
-        with tarfile.open(source, "w:gz") as tar:
-            tar.add(folder, arcname="cifar-10-batches-py")
+    source = _packed(folder, as_archive)
     data = load_cifar10(source, verbose=False)
     want = torch.cat([torch.as_tensor(truth[f"data_batch_{i}"][0]) for i in range(1, 6)])
     assert torch.equal(data.train.images, want.view(-1, 3, 32, 32))
     assert data.train.images.dtype == torch.uint8 and data.train.labels.dtype == torch.int64
     assert data.test.labels.tolist() == truth["test_batch"][1]
-    assert data.classes == tuple(c.upper() for c in CLASSES)       # the names in batches.meta
+    assert data.classes == CLASSES
     kind = "archive" if as_archive else "torchvision folder"
     assert data.source == f"{kind} {D._show(source)}"
+    # batches.meta's Python 2 strings are read as text (not bytes) and checked: other names
+    # are refused, quoted as they are in the file.
+    other, _ = py2_tv_folder(tmp_path / "upper", names=tuple(c.upper() for c in CLASSES))
+    with pytest.raises(DataError, match=r"batches\.meta in .* names the classes \['AIRPLANE', "
+                                        r"'AUTOMOBILE', .*'TRUCK'\], not CIFAR-10's"):
+        load_cifar10(_packed(other, as_archive), verbose=False)
 
 
 def test_torchvision_archive_without_its_test_batch(tmp_path):
@@ -370,13 +410,17 @@ def test_a_tampered_cache_file_runs_no_code_and_is_rebuilt(tmp_path):
 
 
 def test_the_cache_keeps_class_names_and_says_where_the_data_came_from(tmp_path, capsys):
-    src = image_folder(tmp_path / "x", classes=("zebra", "apple", "moth"))
+    src = image_folder(tmp_path / "x", seed=3)
     first = load_cifar10(src)
-    capsys.readouterr()
+    assert "decoding image folder" in capsys.readouterr().out
     second = load_cifar10(src)
     assert "decoded cache" in capsys.readouterr().out
-    assert second.classes == ("apple", "moth", "zebra") and second.source == first.source
+    (cache_file,) = (tmp_path / "cache").glob("cifar10-*.pt")
+    assert torch.load(cache_file, weights_only=True)["classes"] == list(CLASSES)
+    assert second.classes == CLASSES and second.source == first.source
     assert second.source == "image folder " + D._show(src)
+    for a, b in ((first.train, second.train), (first.test, second.test)):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 
 
 def test_messages_name_the_copy_and_the_image(tmp_path, monkeypatch):
@@ -385,41 +429,58 @@ def test_messages_name_the_copy_and_the_image(tmp_path, monkeypatch):
     (only_train / "train" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match="neither"):
         load_cifar10(only_train, verbose=False)
-    src = image_folder(tmp_path / "bad", classes=CLASSES[:2])
+    src = image_folder(tmp_path / "bad")
     (src / "train" / "airplane" / "0.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"cannot decode image train/airplane/#0 "):
+    # The file is named (its path in the copy), not an index.
+    with pytest.raises(DataError, match=r"cannot decode image train/airplane/0\.png \("):
         load_cifar10(src, verbose=False)
     (src / "train" / "extra").mkdir()
-    with pytest.raises(DataError, match=r"^image folder bad: the train and test class folders"):
+    with pytest.raises(DataError, match=r"^image folder bad: train/ has extra, which is not a "
+                                        r"CIFAR-10 class\. "):
         load_cifar10(src, verbose=False)
     archive = tmp_path / "bad.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(src, arcname="bad")
         tar.add(src / "train" / "airplane" / "0.png", arcname="bad/train/extra/0.png")
-    with pytest.raises(DataError, match=r"^archive bad.tar.gz: the train and test class folders"):
+    with pytest.raises(DataError, match=r"^archive bad\.tar\.gz: train/ has extra, which is "
+                                        r"not a CIFAR-10 class\. "):
+        load_cifar10(archive, verbose=False)
+    (src / "train" / "extra").rmdir()
+    with tarfile.open(archive, "w:gz") as tar:                   # in an archive: its member
+        tar.add(src, arcname="bad")
+    with pytest.raises(DataError, match=r"cannot decode image bad/train/airplane/0\.png \("):
         load_cifar10(archive, verbose=False)
 
 
-def test_the_cache_is_written_through_a_hidden_temporary_file_beside_it(tmp_path, monkeypatch):
+def test_the_cache_is_written_through_a_hidden_temporary_file_beside_it(tmp_path, monkeypatch,
+                                                                      capsys):
     src = image_folder(tmp_path / "cifar")
     cache = tmp_path / "deep" / "er" / "cache"                   # made, parents and all
     written = []
     real_save = torch.save
 
     def spy(obj, f, *a, **k):
-        written.append(Path(f))
+        # torch.save gets an open file: find which file in the cache folder it is.
+        inode = os.fstat(f.fileno()).st_ino
+        written.append([p for p in cache.iterdir() if p.stat().st_ino == inode])
         return real_save(obj, f, *a, **k)
     monkeypatch.setattr(torch, "save", spy)
-    load_cifar10(src, cache_dir=cache, verbose=False)
-    (tmp,) = written
+    first = load_cifar10(src, cache_dir=cache, verbose=False)
+    ((tmp,),) = written
     # Beside the cache entry (so the final rename is atomic), hidden, never a cifar10-*.pt.
     assert tmp.parent == cache and tmp.name.startswith(".") and not tmp.name.startswith("cifar10-")
     assert [p.name.startswith("cifar10-") for p in cache.iterdir()] == [True]
 
     def fails(obj, f, *a, **k):                                 # a full disk, say
-        Path(f).write_bytes(b"half")
-        raise OSError("No space left on device")
+        f.write(b"half")
+        raise OSError(28, "No space left on device")
     monkeypatch.setattr(torch, "save", fails)
-    with pytest.raises(OSError, match="No space"):
-        load_cifar10(src, cache_dir=tmp_path / "other", verbose=False)
+    capsys.readouterr()
+    # The decoded images are not thrown away: they are used from memory, and that is said.
+    again = load_cifar10(src, cache_dir=tmp_path / "other")
+    out = capsys.readouterr().out
+    assert "could not write the cache" in out and "No space left on device" in out
+    assert "in memory only" in out
+    assert torch.equal(again.train.images, first.train.images)
+    assert torch.equal(again.test.labels, first.test.labels)
     assert list((tmp_path / "other").iterdir()) == []           # nothing half-written is left

@@ -139,10 +139,10 @@ def test_readme_degradation_row_matches_notebook_01(table01):
         assert f"{label} {table01[name][0]:.3f}" in row, (label, row)
 
 
-# --- notebook 05: the lab -------------------------------------------------------------------
+# --- notebook 06: the lab -------------------------------------------------------------------
 
 def test_05_the_lab_answers_within_about_a_second_as_its_header_says():
-    nb = _notebook("05_interactive_lab.ipynb")
+    nb = _notebook("06_interactive_lab.ipynb")
     header = _oneline(_source(nb["cells"][0]))
     assert "answers a change of setting within about a second on a CPU" in header
     text = _printed(_cell(nb, "5afcd7b0"))

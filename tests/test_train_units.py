@@ -2,7 +2,7 @@
 history, atomic writes, the finiteness check, and fit's branches (resume, other models)."""
 import contextlib
 import json
-import pickle
+import math
 import re
 import warnings
 
@@ -13,6 +13,7 @@ from torch import nn
 import resnet_nb.train as T
 from resnet_nb import History, cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.data import Batches
+from resnet_nb.files import show_path
 from resnet_nb.train import (TrainConfig, autocast_for, grad_scaler, lr_at, make_optimizer,
                              pick_device, resolve_precision, seed_everything, train_one_epoch)
 
@@ -164,15 +165,18 @@ def test_train_one_epoch_checks_finiteness_every_25_steps_without_a_callback():
     calls = []
     original = T._check_finite
 
-    def spy(losses, start, first_step, schedule):
-        calls.append((len(losses), start))
-        return original(losses, start, first_step, schedule)
+    def spy(losses, start, first_step, schedule, bound):
+        calls.append((len(losses), start, bound))
+        return original(losses, start, first_step, schedule, bound)
     T._check_finite, saved = spy, T._check_finite
     try:
         train_one_epoch(model, Batches(data.train, 8), opt, lambda s: 0.0, progress=False)
     finally:
         T._check_finite = saved
-    assert calls == [(25, 0), (50, 25), (60, 50)]
+    # Each check also gets the explosion bound for 10 classes (10 x ln 10, see _loss_bound).
+    bound = T._loss_bound(10)
+    assert bound == pytest.approx(10 * math.log(10))
+    assert calls == [(25, 0, bound), (50, 25, bound), (60, 50, bound)]
 
 
 def test_fit_trains_any_module_and_resumes_it(tmp_path):
@@ -239,22 +243,33 @@ def test_stop_messages_say_where_the_run_is(tmp_path):
     assert h.message == "stopped during epoch 2; the history holds 1 finished epoch(s)"
 
 
-def test_diverged_message_suggests_a_tenth_of_the_rate(tmp_path):
+def test_diverged_message_names_the_step_and_suggests_the_recipes_default(tmp_path):
+    """At an lr above the recipe's default, the suggestion is that default (see suggest_lr),
+    not a tenth of an absurd rate; the message names the step, its lr and the epoch."""
     data = make_synthetic(128, 16)
     cfg = recipe("paper", lr=1e6, epochs=2, batch_size=32)     # 4 steps per epoch
     with pytest.raises(T.TrainingDiverged) as info:
         fit(cifar_resnet(8), data, cfg, out_dir=tmp_path, device="cpu", progress=False,
             verbose=False)
     message = str(info.value)
-    found = re.fullmatch(r"training diverged: the loss became (nan|inf) at step (\d+) \(lr (\S+)\) "
-                         r"in epoch (\d+)\. Try a lower learning rate \(e\.g\. lr=100000\)(.*)",
-                         message)
+    # Either the loss became NaN/inf, or it exploded: averaged above 10 x ln(10) over an
+    # epoch (4 steps are too few for the 25-steps-in-a-row rule).
+    found = re.fullmatch(r"training diverged: the (?:loss became (?:nan|inf)|training loss "
+                         r"averaged (\S+) over the epoch, above (\S+) \(10 x ln\(classes\), the "
+                         r"loss of a uniform guess\); it first exceeded that) at step (\d+) "
+                         r"\(lr (\S+)\) in epoch (\d+)\. Start again with a lower learning rate, "
+                         r"e\.g\. lr=0\.1, the 'paper' recipe's default \(in a new output "
+                         r"folder\)(.*)", message)
     assert found, message
-    step, lr, epoch = int(found[2]), float(found[3]), int(found[4])
+    if found[1] is not None:
+        assert float(found[2]) == pytest.approx(T._loss_bound(10), rel=1e-2)
+        assert float(found[1]) > float(found[2])
+    step, lr, epoch = int(found[3]), float(found[4]), int(found[5])
     assert epoch == step // 4 + 1 and lr == pytest.approx(lr_at(step, 8, cfg), rel=1e-2)
     h = info.value.history
     assert h.message == message and len(h.epochs) == epoch - 1
-    assert found[5] == (f"; the last good epoch is saved in {tmp_path.name}/" if h.epochs else ".")
+    assert found[6] == (f"; epoch 1, whose numbers are all finite, is saved in "
+                        f"{show_path(tmp_path)}/" if h.epochs else "")
 
 
 class _Planted:
@@ -271,6 +286,9 @@ class _Planted:
 def test_a_tampered_checkpoint_is_refused_without_running_code(tmp_path):
     planted = tmp_path / "planted"
     torch.save({"model": _Planted(str(planted))}, tmp_path / "checkpoint.pt")
-    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+    # Refused by torch.load(weights_only=True), and reported in one line naming the file.
+    with pytest.raises(T.RunFileError, match=r"^\S*checkpoint\.pt is not a usable checkpoint: "
+                                             r"it cannot be read \(UnpicklingError: Weights only "
+                                             r"load failed"):
         T.load_checkpoint(tmp_path / "checkpoint.pt")
     assert not planted.exists()

@@ -1,4 +1,4 @@
-"""The lesion figure (notebook 05, view 4) names everything it draws, and says what a lesion does."""
+"""The lesion figure (notebook 06, view 4) names everything it draws, and says what a lesion does."""
 import matplotlib
 
 matplotlib.use("Agg")

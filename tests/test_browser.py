@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -74,12 +75,16 @@ def why_server(tmp_path):
 def _jupyterlab(tmp_path, notebook: Path):
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(notebook, work / notebook.name)
+    _copy_without_outputs(notebook, work / notebook.name)
+    _warm_data_cache()
     settings = tmp_path / "lab-settings"
     # Render every cell (JupyterLab 4 otherwise only renders cells in view), no news popups.
     tracker = settings / "@jupyterlab" / "notebook-extension"
     tracker.mkdir(parents=True)
-    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
+    # Start the notebook's own kernel without asking (JupyterLab >= 4.1 may otherwise show a
+    # "Select Kernel" dialog, and Run All then waits behind it).
+    (tracker / "tracker.jupyterlab-settings").write_text(json.dumps(
+        {"windowingMode": "none", "autoStartDefaultKernel": True}))
     news = settings / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)
     (news / "notification.jupyterlab-settings").write_text(
@@ -135,24 +140,73 @@ def _text(locator) -> str:
     return locator.inner_text(timeout=10_000)
 
 
-def _open_and_run_all(browser, url: str, notebook: Path):
-    """Open `notebook` in JupyterLab, Run All Cells, and wait until every cell has run."""
+def _copy_without_outputs(notebook: Path, target: Path) -> None:
+    """A copy with no outputs and no execution counts: every prompt starts as [ ], so "every
+    prompt shows a number" means that every cell has run in this session (the committed file
+    shows [1], [2], ... before anything runs)."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    nb["metadata"].pop("widgets", None)
+    target.write_text(json.dumps(nb, indent=1))
+
+
+def _warm_data_cache() -> None:
+    """Decode the data set once in this process (the kernel then reads the cache), so that the
+    wait for Run All measures the notebook, not a first decode of 60,000 images."""
+    from resnet_nb import load_cifar10
+    load_cifar10(verbose=False)
+
+
+#: What the page shows about the run: each code cell's prompt, and the first error shown.
+_RUN_STATE = """() => {
+    const cells = [...document.querySelectorAll('.jp-CodeCell')];
+    const prompts = cells.map(c => (c.querySelector('.jp-InputPrompt') || {}).textContent || '');
+    const error = document.querySelector(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], " +
+        ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']");
+    return {prompts: prompts.map(p => p.trim()),
+            error: error && /Error|Traceback/.test(error.textContent) ? error.textContent : null};
+}"""
+
+
+def _open_and_run_all(browser, url: str, notebook: Path, timeout_s: float = 600):
+    """Open `notebook` in JupyterLab, Run All Cells, and wait until every cell has run.
+
+    Fails at once, with the error's text, when a cell shows an error; on a timeout, says
+    which cells had not run."""
     page = browser.new_page()
     page.goto(f"{url}/lab/tree/{notebook.name}", timeout=120_000)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    select = page.locator(".jp-Dialog button", has_text="Select")
+    try:                      # a "Select Kernel" dialog, should the setting above not hold
+        select.first.click(timeout=5_000)
+    except Exception:         # playwright's TimeoutError: no dialog
+        pass
     # The kernel is ready when the status bar / toolbar says Idle.
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
                            timeout=120_000)
     # Run > Run All Cells
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
-    # Done when no cell waits or runs ([*]) and the last code cell has a count.
-    page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""", timeout=600_000, polling=500)
-    return page
+    # Done when every code cell shows a count: none waits or runs ([*]), none is left ([ ]).
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = page.evaluate(_RUN_STATE)
+        if state["error"]:
+            page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}-error.png"))
+            pytest.fail(f"a cell of {notebook.name} failed in JupyterLab: {state['error'][-2000:]}")
+        numbered = [bool(re.fullmatch(r"\[\d+\]:?", p)) for p in state["prompts"]]
+        if numbered and all(numbered):
+            return page
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(ARTIFACTS / f"{notebook.stem}-timeout.png"))
+            pending = [f"cell {i + 1}: {p or '(no prompt)'}"
+                       for i, (p, ok) in enumerate(zip(state["prompts"], numbered)) if not ok]
+            pytest.fail(f"Run All of {notebook.name} had not finished after {timeout_s:.0f} s; "
+                        f"not run: {', '.join(pending[:8])}")
+        page.wait_for_timeout(1000)
 
 
 def _drag_slider(page, cell, dx: float) -> None:

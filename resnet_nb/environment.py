@@ -100,7 +100,7 @@ def check_device(profile_name: str | None = None) -> Check:
     value = device_name(device)
     if device.type == "cpu" and profile_name == "gpu":
         return Check("device", WARNING, value,
-                     "the 'gpu' profile trains on all 50,000 images for 30 epochs: hours on a "
+                     "the 'gpu' profile trains on 20,000 images for 5 epochs per run: hours on a "
                      "CPU. Set RESNET_NB_PROFILE=cpu, or use a GPU (in Colab: Runtime > Change "
                      "runtime type > GPU)")
     if device.type == "cpu":
@@ -172,4 +172,92 @@ def format_checks(checks: list[Check]) -> str:
             lines.append(f"{'':>9}{'':<12}-> {c.advice}")
     bad = [c.name for c in checks if c.status == PROBLEM]
     lines.append("Ready." if not bad else f"Fix before going on: {', '.join(bad)}.")
+    return "\n".join(lines)
+
+
+# --- how long the notebooks will take here -------------------------------------------------
+
+#: The step timed to compare machines: the course's training step for ResNet-20 at batch 128.
+SPEED_DEPTH, SPEED_BATCH = 20, 128
+
+
+def machine_speed(device=None, steps: int = 4, repeats: int = 3) -> float:
+    """Images per second of ResNet-20 training steps at batch 128 here (median of `repeats`).
+
+    The same measurement is recorded beside the notebooks' times in notebooks/timings.json
+    (by scripts/run_notebooks.py), so the two machines can be compared.
+    """
+    import statistics
+
+    import torch
+    from .data import make_synthetic
+    from .metrics import training_throughput
+    from .models import cifar_resnet
+    from .train import pick_device
+    device = pick_device(None if device is None else str(device))
+    data = make_synthetic((steps + 2) * SPEED_BATCH, 10).train
+    rates = []
+    for _ in range(repeats):
+        torch.manual_seed(0)
+        rates.append(training_throughput(cifar_resnet(SPEED_DEPTH), data, SPEED_BATCH,
+                                         steps * SPEED_BATCH, device=device).images_per_second)
+    return statistics.median(rates)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A notebook's recorded time under a profile, and that time scaled to this machine."""
+    notebook: str
+    profile: str
+    recorded_seconds: float
+    predicted_seconds: float
+
+
+def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> list[Prediction]:
+    """Each notebook's recorded time, scaled by the speed recorded with it over `speed`.
+
+    Only profiles recorded on the same kind of machine (a CPU, or a GPU when `on_gpu`) are
+    scaled: a CPU's time says little about a GPU's. The scaling assumes that a notebook's
+    time is mostly training steps, so it is an estimate; it is most accurate for the notebooks
+    that train (01, 04, 05, 06).
+    """
+    import json
+    from pathlib import Path
+    recorded = json.loads(Path(timings).read_text())
+    out = []
+    for profile, entry in sorted(recorded.get("speed", {}).items()):
+        if entry.get("gpu", False) != on_gpu or not entry.get("images_per_second"):
+            continue
+        factor = entry["images_per_second"] / speed
+        for notebook, runs in sorted(recorded.get("notebooks", {}).items()):
+            if profile in runs:
+                seconds = runs[profile]["seconds"]
+                out.append(Prediction(notebook, profile, seconds, seconds * factor))
+    return out
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def format_predictions(speed: float, predictions: list[Prediction],
+                       timings: str | os.PathLike) -> str:
+    """A table of the predicted times, with the machine they were recorded on."""
+    import json
+    from pathlib import Path
+    if not predictions:
+        return (f"this machine trains ResNet-20 at {speed:,.0f} images/s; no notebook times were "
+                "recorded on this kind of machine, so none can be predicted")
+    speeds = json.loads(Path(timings).read_text())["speed"]
+    profiles = sorted({p.profile for p in predictions})
+    lines = [f"this machine trains ResNet-20 at {speed:,.0f} images/s (batch {SPEED_BATCH})"]
+    for profile in profiles:
+        ref = speeds[profile]
+        lines.append(f"'{profile}' profile: recorded on {ref['machine']} at "
+                     f"{ref['images_per_second']:,.0f} images/s; predicted here:")
+        for p in (p for p in predictions if p.profile == profile):
+            lines.append(f"    {p.notebook:<30}{_duration(p.predicted_seconds):>9}"
+                         f"   (recorded {_duration(p.recorded_seconds)})")
+        total = sum(p.predicted_seconds for p in predictions if p.profile == profile)
+        lines.append(f"    {'all notebooks':<30}{_duration(total):>9}")
     return "\n".join(lines)

@@ -111,6 +111,15 @@ def run(path: Path, profile: str, timeout: int) -> tuple[float, str | None]:
     return seconds, None
 
 
+def measure_speed(description: str) -> dict:
+    """This machine's training speed (environment.machine_speed), with what it was measured on."""
+    import torch
+    from resnet_nb.environment import machine_speed
+    return {"images_per_second": round(machine_speed(), 1), "machine": description,
+            "gpu": torch.cuda.is_available(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebooks", nargs="*", type=Path,
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     p.add_argument("--timings", type=Path, default=TIMINGS,
                    help="JSON file the wall times are recorded in")
+    p.add_argument("--speed-only", action="store_true",
+                   help="only measure and record this machine's training speed for the profile")
     args = p.parse_args(argv)
 
     data = os.environ.get("RESNET_NB_DATA")
@@ -137,9 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("MPLBACKEND", None)     # the kernel's inline backend draws the figures
 
     description = machine()
+    # The machine's training speed, recorded beside the times: 00's environment check scales
+    # the times by it to predict them on a student's machine (environment.predicted_times).
+    speed = measure_speed(description)
+    print(f"training speed: ResNet-20 at {speed['images_per_second']:,.0f} images/s", flush=True)
     failed = 0
     measured = {}
-    for path in paths:
+    for path in ([] if args.speed_only else paths):
         print(f"{path.name} ({args.profile}) ...", flush=True)
         seconds, error = run(path, args.profile, args.timeout)
         print(f"  {seconds:7.1f} s  {'ok' if error is None else 'FAILED: ' + error}", flush=True)
@@ -155,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
                        "(scripts/run_notebooks.py), per profile")
     for name, entry in measured.items():
         timings.setdefault("notebooks", {}).setdefault(name, {})[args.profile] = entry
+    timings.setdefault("speed", {})[args.profile] = speed
+    timings["speed_note"] = ("images/s of ResNet-20 training steps at batch 128 "
+                             "(resnet_nb.environment.machine_speed) on the machine that "
+                             "recorded the profile's times")
     args.timings.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
     total = sum(e["seconds"] for e in measured.values())
     print(f"{len(paths) - failed} of {len(paths)} notebook(s) ran; {total:.0f} s in all; "

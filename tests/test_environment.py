@@ -1,5 +1,7 @@
 """The environment check of notebook 00 gives the right verdict and useful advice."""
+import json
 from importlib import metadata
+from pathlib import Path
 
 from resnet_nb.environment import (OK, PROBLEM, WARNING, check_data, check_environment,
                                    check_numpy, check_package, check_profile, format_checks)
@@ -60,3 +62,55 @@ def test_torch_before_2_3_with_numpy_2_is_a_problem(monkeypatch):
     assert check_numpy().status == OK
     versions("2.14.1", "1.25.0")
     assert check_numpy().status == PROBLEM          # below the floor, as before
+
+
+# --- predicted notebook times (00's "how long here?") ---------------------------------------
+
+def _timings(tmp_path, speed_cpu=1000.0, speed_gpu=20000.0):
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({
+        "notebooks": {"01_x.ipynb": {"cpu": {"seconds": 300.0}, "gpu": {"seconds": 60.0}},
+                      "02_y.ipynb": {"cpu": {"seconds": 10.0}, "smoke": {"seconds": 5.0}}},
+        "speed": {"cpu": {"images_per_second": speed_cpu, "machine": "2-core CPU", "gpu": False},
+                  "gpu": {"images_per_second": speed_gpu, "machine": "an H100", "gpu": True}}}))
+    return path
+
+
+def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
+    from resnet_nb.environment import format_predictions, predicted_times
+    path = _timings(tmp_path)
+    # Half as fast as the recording CPU: twice the time, for the CPU profile only.
+    got = predicted_times(500.0, path, on_gpu=False)
+    assert [(p.notebook, p.profile, p.recorded_seconds, p.predicted_seconds) for p in got] == [
+        ("01_x.ipynb", "cpu", 300.0, 600.0), ("02_y.ipynb", "cpu", 10.0, 20.0)]
+    # On a GPU four times as fast as the recording one: a quarter, for the gpu profile only.
+    got = predicted_times(80000.0, path, on_gpu=True)
+    assert [(p.notebook, p.predicted_seconds) for p in got] == [("01_x.ipynb", 15.0)]
+    text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
+    assert "recorded on 2-core CPU at 1,000 images/s" in text
+    assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
+
+
+def test_no_prediction_without_a_recording_on_this_kind_of_machine(tmp_path):
+    from resnet_nb.environment import format_predictions, predicted_times
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps({"notebooks": {"01_x.ipynb": {"cpu": {"seconds": 3.0}}},
+                                "speed": {"cpu": {"images_per_second": 900.0, "gpu": False,
+                                                  "machine": "a CPU"}}}))
+    assert predicted_times(1e4, path, on_gpu=True) == []
+    assert "none can be predicted" in format_predictions(1e4, [], path)
+
+
+def test_the_committed_timings_record_a_speed_for_every_profile_they_time():
+    from resnet_nb.environment import predicted_times
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "timings.json"
+    recorded = json.loads(path.read_text())
+    profiles = {p for runs in recorded["notebooks"].values() for p in runs}
+    assert profiles <= set(recorded["speed"]), "run scripts/run_notebooks.py --speed-only"
+    assert all(s["images_per_second"] > 0 for s in recorded["speed"].values())
+    assert predicted_times(recorded["speed"]["cpu"]["images_per_second"], path, on_gpu=False)
+
+
+def test_machine_speed_is_a_positive_rate():
+    from resnet_nb.environment import machine_speed
+    assert machine_speed(device="cpu", steps=1, repeats=1) > 0

@@ -498,7 +498,9 @@ def _check_classes(found: dict[str, set[str]], label: str) -> None:
         if missing:
             problems.append(f"{split}/ lacks {', '.join(missing)}")
         if extra:
-            problems.append(f"{split}/ has {', '.join(extra)}, which is not a CIFAR-10 class")
+            problems.append(f"{split}/ has {', '.join(extra)}, which "
+                            + ("is not a CIFAR-10 class" if len(extra) == 1
+                               else "are not CIFAR-10 classes"))
     if problems:
         raise DataError(f"{label}: {'; '.join(problems)}. CIFAR-10 has exactly ten class "
                         f"folders in train/ and test/: {', '.join(CLASSES)}")

@@ -111,6 +111,21 @@ def run(path: Path, profile: str, timeout: int) -> tuple[float, str | None]:
     return seconds, None
 
 
+def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
+    """Write the times measured so far (and the machine's speed) into the timings file."""
+    # Read the file only now, so that times written meanwhile by another run are kept.
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings["note"] = ("wall time of a top-to-bottom run of each notebook "
+                       "(scripts/run_notebooks.py), per profile")
+    for name, entry in measured.items():
+        timings.setdefault("notebooks", {}).setdefault(name, {})[profile] = entry
+    timings.setdefault("speed", {})[profile] = speed
+    timings["speed_note"] = ("images/s of ResNet-20 training steps at batch 128 "
+                             "(resnet_nb.environment.machine_speed) on the machine that "
+                             "recorded the profile's times")
+    path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+
+
 def measure_speed(description: str) -> dict:
     """This machine's training speed (environment.machine_speed), with what it was measured on."""
     import torch
@@ -164,17 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             measured[path.name] = {
                 "seconds": round(seconds, 1), "machine": description,
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    # Read the file only now, so that times written meanwhile by another run are kept.
-    timings = json.loads(args.timings.read_text()) if args.timings.exists() else {}
-    timings["note"] = ("wall time of a top-to-bottom run of each notebook "
-                       "(scripts/run_notebooks.py), per profile")
-    for name, entry in measured.items():
-        timings.setdefault("notebooks", {}).setdefault(name, {})[args.profile] = entry
-    timings.setdefault("speed", {})[args.profile] = speed
-    timings["speed_note"] = ("images/s of ResNet-20 training steps at batch 128 "
-                             "(resnet_nb.environment.machine_speed) on the machine that "
-                             "recorded the profile's times")
-    args.timings.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+            record(args.timings, args.profile, measured, speed)   # kept if a later one hangs
+    record(args.timings, args.profile, measured, speed)
+    if args.speed_only:
+        print(f"speed recorded in {args.timings}")
+        return 0
     total = sum(e["seconds"] for e in measured.values())
     print(f"{len(paths) - failed} of {len(paths)} notebook(s) ran; {total:.0f} s in all; "
           f"times in {args.timings.relative_to(ROOT) if args.timings.is_relative_to(ROOT) else args.timings}")

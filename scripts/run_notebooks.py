@@ -119,6 +119,9 @@ def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
                        "(scripts/run_notebooks.py), per profile")
     for name, entry in measured.items():
         timings.setdefault("notebooks", {}).setdefault(name, {})[profile] = entry
+    if path.resolve() == TIMINGS.resolve():      # forget notebooks that were renamed or removed
+        timings["notebooks"] = {name: runs for name, runs in timings.get("notebooks", {}).items()
+                                if (NOTEBOOKS / name).exists()}
     timings.setdefault("speed", {})[profile] = speed
     timings["speed_note"] = ("images/s of ResNet-20 training steps at batch 128 "
                              "(resnet_nb.environment.machine_speed) on the machine that "

@@ -141,14 +141,17 @@ def test_readme_degradation_row_matches_notebook_01(table01):
 
 # --- notebook 06: the lab -------------------------------------------------------------------
 
-def test_05_the_lab_answers_within_about_a_second_as_its_header_says():
+def test_06_the_lab_answers_as_fast_as_its_header_says():
     nb = _notebook("06_interactive_lab.ipynb")
-    header = _oneline(_source(nb["cells"][0]))
-    assert "answers a change of setting within about a second on a CPU" in header
+    header = _oneline(next(_source(c) for c in nb["cells"] if "**Time:**" in _source(c)))
+    assert ("answers a change of setting in about a second at depth 20 and within a few "
+            "seconds at depth 110 on a CPU") in header
     text = _printed(_cell(nb, "5afcd7b0"))
     medians = {m[0].strip(): float(m[1]) for m in re.findall(
         r"^(view \d, depth \d+|Stop, ResNet-56)\s+([\d.]+) s", text, re.M)}
-    assert set(medians) >= {"view 2, depth 110", "view 1, depth 110", "Stop, ResNet-56"}, medians
-    # "about a second": a stored run slower than 1.5 s (a busy machine) contradicts the header.
-    assert max(medians.values()) <= 1.5, medians
+    assert set(medians) >= {"view 2, depth 20", "view 2, depth 110", "view 1, depth 110",
+                            "Stop, ResNet-56"}, medians
+    # "about a second" at depth 20 and for Stop; "a few seconds" at depth 110.
+    assert medians["view 2, depth 20"] <= 1.5 and medians["Stop, ResNet-56"] <= 1.5, medians
+    assert max(medians.values()) <= 6, medians
     assert "ends the run within about a second" in _oneline(_source(_cell(nb, "59ecced4")))

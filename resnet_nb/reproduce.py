@@ -303,20 +303,85 @@ def weights_path(out: Path, set_name: str, network: str, seed: int) -> Path:
     return Path(out) / WEIGHTS / f"{set_name}-{network}-seed{seed}.pt"
 
 
+#: Buffers kept in float32 when weights are stored in half precision: a deep plain network's
+#: batch-norm running variance can exceed float16's largest number (65,504) and become inf.
+FLOAT32_BUFFERS = ("running_mean", "running_var")
+
+
+def compact_state_dict(model_state: dict) -> dict:
+    """Parameters in float16, batch-norm running statistics in float32; every number finite.
+
+    Raises ValueError naming the tensor if a number is not finite after the conversion.
+    """
+    out = {}
+    for k, v in model_state.items():
+        if v.is_floating_point():
+            v = v.float() if k.rsplit(".", 1)[-1] in FLOAT32_BUFFERS else v.half()
+            if not torch.isfinite(v).all():
+                raise ValueError(f"{k} is not finite in {v.dtype} (largest magnitude "
+                                 f"{v.float().abs().max().item():.3g})")
+        out[k] = v
+    return out
+
+
 def export_weights(rset: ReferenceSet, spec: RunSpec, out: Path) -> Path | None:
-    """Store the finished run's weights in half precision (a state dict; weights_only)."""
+    """Store the finished run's weights compactly (compact_state_dict; weights_only)."""
     folder = run_dir(out, spec)
     if not (folder / CHECKPOINT).exists() or not is_finished(folder, rset.train_config(spec)):
         return None
     state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
     history = History.load(folder / HISTORY)
-    half = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
     path = weights_path(out, rset.name, spec.network, spec.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_config": state["model_config"], "state_dict": half,
-                "dtype": "float16", "set": rset.name, "run": spec.run_id,
-                "test_acc": history.last("test_acc")}, path)
+    torch.save({"model_config": state["model_config"],
+                "state_dict": compact_state_dict(state["model"]),
+                "dtype": "float16, batch-norm running statistics float32", "set": rset.name,
+                "run": spec.run_id, "test_acc": history.last("test_acc")}, path)
     return path
+
+
+def repair_running_statistics(path: Path, train: "ImageSet", images: int = 5000,
+                              seed: int = 0) -> dict:
+    """Re-estimate the batch-norm running statistics that a weight file holds as inf or NaN.
+
+    Weight files written before FLOAT32_BUFFERS stored the running variance in float16, which
+    overflows in the first layers of a deep plain network. Only the layers whose statistics
+    are not finite are re-estimated, as a plain average over `images` augmented training
+    images (train mode, no gradient); every other number stays as trained. The file is
+    rewritten with the statistics in float32 and a "repaired" record. Returns that record
+    ({} if nothing needed repair).
+    """
+    from .data import Batches
+    from .models import CifarResNet, ResNetConfig
+    stored = torch.load(path, map_location="cpu", weights_only=True)
+    model = CifarResNet(ResNetConfig(**stored["model_config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v
+                           for k, v in stored["state_dict"].items()})
+    redone = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            if torch.isfinite(module.running_var).all() and torch.isfinite(module.running_mean).all():
+                module.momentum = 0.0                       # kept as trained
+            else:
+                module.reset_running_stats()
+                module.momentum = None                      # a plain average
+                redone.append(name)
+    if not redone:
+        return {}
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
+    model.train()
+    with torch.no_grad():
+        for x, _ in Batches(train.take(order), 250, train=True, seed=seed):
+            model(x)
+    record = {"layers": redone, "images": int(len(order)), "seed": seed,
+              "why": "their running variance overflowed float16 (inf) in the first export",
+              "how": "re-estimated in float32 as a plain average over augmented training "
+                     "images in train mode; every other number as trained"}
+    stored["state_dict"] = compact_state_dict(model.state_dict())
+    stored["dtype"] = "float16, batch-norm running statistics float32"
+    stored["repaired"] = record
+    torch.save(stored, path)
+    return record
 
 
 def sha256(path: Path) -> str:

@@ -106,7 +106,9 @@ def test_load_model_gives_the_trained_weights_in_float32(ref):
     state = torch.load(run_dir(ref, get_set("fig6").runs([0], [20])[1]) / "checkpoint.pt",
                        weights_only=True)["model"]
     for name, value in model.state_dict().items():
-        want = state[name].half().float() if state[name].is_floating_point() else state[name]
+        stat = name.endswith(("running_mean", "running_var"))     # stored in float32
+        want = (state[name].float() if stat else state[name].half().float()) \
+            if state[name].is_floating_point() else state[name]
         assert torch.equal(value, want), name
     assert reference.load_model("plain-20").config.shortcut == "none"
 
@@ -202,3 +204,52 @@ def test_the_committed_fig6_runs_show_what_the_course_says(monkeypatch):
         assert err["resnet-56"][kind] < err["resnet-20"][kind], "ResNet-56 beats ResNet-20"
         for d in (20, 32, 44, 56):
             assert err[f"resnet-{d}"][kind] < err[f"plain-{d}"][kind], "shortcuts help"
+
+
+def test_compact_state_dict_keeps_running_statistics_in_float32_and_refuses_overflow():
+    from resnet_nb import cifar_resnet
+    from resnet_nb.reproduce import compact_state_dict
+    model = cifar_resnet(8, "none")
+    model.stem[1].running_var.fill_(1e6)            # beyond float16's 65,504
+    out = compact_state_dict(model.state_dict())
+    assert out["stem.1.running_var"].dtype == torch.float32
+    assert torch.equal(out["stem.1.running_var"], model.stem[1].running_var)
+    assert out["stem.0.weight"].dtype == torch.float16
+    assert out["stem.1.num_batches_tracked"].dtype == torch.int64
+    model.stem[0].weight.data.fill_(1e6)            # a parameter that float16 cannot hold
+    with pytest.raises(ValueError, match="stem.0.weight is not finite in torch.float16"):
+        compact_state_dict(model.state_dict())
+
+
+def test_repair_re_estimates_only_the_statistics_that_overflowed(tmp_path):
+    from resnet_nb import cifar_resnet
+    from resnet_nb.reproduce import repair_running_statistics
+    model = cifar_resnet(8, "none")
+    data = make_synthetic(256, 16)
+    model.train()
+    with torch.no_grad():                           # some trained-looking statistics
+        model(data.train.images[:64].float() / 255)
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    state["stem.1.running_var"][:3] = float("inf")  # what the first export did to plain-56
+    path = tmp_path / "w.pt"
+    torch.save({"model_config": {"depth": 8, "shortcut": "none"}, "state_dict": state}, path)
+    record = repair_running_statistics(path, data.train, images=128)
+    assert record["layers"] == ["stem.1"] and record["images"] == 128
+    repaired = torch.load(path, weights_only=True)
+    assert repaired["repaired"] == record
+    new = repaired["state_dict"]
+    assert torch.isfinite(new["stem.1.running_var"]).all()
+    assert new["stem.1.running_var"].dtype == torch.float32
+    assert not torch.equal(new["stem.1.running_mean"], state["stem.1.running_mean"].float())
+    for name, value in state.items():               # every other number as it was
+        if not name.startswith("stem.1.running") and value.is_floating_point():
+            assert torch.equal(new[name].float(), value.float()), name
+    assert repair_running_statistics(path, data.train) == {}      # nothing left to repair
+
+
+def test_every_committed_weight_is_finite():
+    for path in sorted((COMMITTED / "weights").glob("*.pt")):
+        stored = torch.load(path, weights_only=True)
+        bad = [k for k, v in stored["state_dict"].items()
+               if v.is_floating_point() and not torch.isfinite(v).all()]
+        assert not bad, (path.name, bad)

@@ -191,7 +191,7 @@ def check_per_class_accuracy(per_class) -> str:
 # --- 00, 01, 02 (helper A): depth, gradients, the residual block ------------------------
 
 def check_weighted_layers(count_weighted_layers) -> str:
-    """Exercise 00.2: count_weighted_layers(model) -> the depth as the paper counts it.
+    """Exercise 00.1: count_weighted_layers(model) -> the depth as the paper counts it.
 
     He et al. (2015) count the weighted layers on the main path: every 3x3
     convolution and the final fully connected layer. BatchNorm, ReLU, pooling

@@ -155,3 +155,16 @@ def test_06_the_lab_answers_as_fast_as_its_header_says():
     assert medians["view 2, depth 20"] <= 1.5 and medians["Stop, ResNet-56"] <= 1.5, medians
     assert max(medians.values()) <= 6, medians
     assert "ends the run within about a second" in _oneline(_source(_cell(nb, "59ecced4")))
+
+
+def test_06_lesions_start_from_the_reference_networks_accuracy():
+    """View 4 evaluates the stored reference plain-56 and ResNet-56: with every block on,
+    each must score about what its own history says (a damaged weight file did not)."""
+    from resnet_nb import reference
+    nb = _notebook("06_interactive_lab.ipynb")
+    text = next(_printed(c) for c in nb["cells"] if "lesion_view(nets" in _source(c))
+    found = dict(re.findall(r"^(plain-56|ResNet-56 \(A\)): test accuracy ([\d.]+)% with every block",
+                            text, re.M))
+    for label, network in (("plain-56", "plain-56"), ("ResNet-56 (A)", "resnet-56")):
+        stored = 100 * reference.load_history(network).last("test_acc")   # all 10,000 images
+        assert abs(float(found[label]) - stored) < 5, (label, found[label], stored)

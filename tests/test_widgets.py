@@ -259,7 +259,7 @@ def test_under_ipywidgets_7_7(tmp_path):
     assert re.search(r"\d+ passed, 1 skipped", r.stdout), r.stdout[-2000:]
 
 
-def test_exercise_checker_of_notebook_05():
+def test_exercise_checker_of_notebook_06():
     import numpy as np
     from resnet_nb.exercises import ExerciseError, check_worst_block
     assert check_worst_block(lambda r: int(np.argmax(r.drop)) + 1).startswith("correct")

@@ -216,6 +216,9 @@ class Prediction:
 def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> list[Prediction]:
     """Each notebook's recorded time, scaled by the speed recorded with it over `speed`.
 
+    The speed is the one measured at the start of that notebook's run (its entry's
+    "images_per_second"), else the one recorded for the profile.
+
     Only profiles recorded on the same kind of machine (a CPU, or a GPU when `on_gpu`) are
     scaled: a CPU's time says little about a GPU's. The scaling assumes that a notebook's
     time is mostly training steps, so it is an estimate; it is most accurate for the notebooks
@@ -228,11 +231,12 @@ def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> l
     for profile, entry in sorted(recorded.get("speed", {}).items()):
         if entry.get("gpu", False) != on_gpu or not entry.get("images_per_second"):
             continue
-        factor = entry["images_per_second"] / speed
         for notebook, runs in sorted(recorded.get("notebooks", {}).items()):
             if profile in runs:
+                # The speed measured with that notebook's run, else the profile's.
+                then = runs[profile].get("images_per_second") or entry["images_per_second"]
                 seconds = runs[profile]["seconds"]
-                out.append(Prediction(notebook, profile, seconds, seconds * factor))
+                out.append(Prediction(notebook, profile, seconds, seconds * then / speed))
     return out
 
 
@@ -253,7 +257,7 @@ def format_predictions(speed: float, predictions: list[Prediction],
     lines = [f"this machine trains ResNet-20 at {speed:,.0f} images/s (batch {SPEED_BATCH})"]
     for profile in profiles:
         ref = speeds[profile]
-        lines.append(f"'{profile}' profile: recorded on {ref['machine']} at "
+        lines.append(f"'{profile}' profile: recorded on {ref['machine']} at about "
                      f"{ref['images_per_second']:,.0f} images/s; predicted here:")
         for p in (p for p in predictions if p.profile == profile):
             lines.append(f"    {p.notebook:<30}{_duration(p.predicted_seconds):>9}"

@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if error is None or error.startswith("saved"):
             measured[path.name] = {
                 "seconds": round(seconds, 1), "machine": description,
+                "images_per_second": speed["images_per_second"],
                 "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
             record(args.timings, args.profile, measured, speed)   # kept if a later one hangs
     record(args.timings, args.profile, measured, speed)

@@ -86,8 +86,15 @@ def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
     # On a GPU four times as fast as the recording one: a quarter, for the gpu profile only.
     got = predicted_times(80000.0, path, on_gpu=True)
     assert [(p.notebook, p.predicted_seconds) for p in got] == [("01_x.ipynb", 15.0)]
+    # A notebook recorded with its own speed is scaled by that one, not the profile's.
+    recorded = json.loads(path.read_text())
+    recorded["notebooks"]["02_y.ipynb"]["cpu"]["images_per_second"] = 250.0
+    path.write_text(json.dumps(recorded))
+    got = {p.notebook: p.predicted_seconds for p in predicted_times(500.0, path, on_gpu=False)}
+    assert got == {"01_x.ipynb": 600.0, "02_y.ipynb": 5.0}
+    path = _timings(tmp_path)
     text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
-    assert "recorded on 2-core CPU at 1,000 images/s" in text
+    assert "recorded on 2-core CPU at about 1,000 images/s" in text
     assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
 
 

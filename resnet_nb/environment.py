@@ -252,13 +252,17 @@ def format_predictions(speed: float, predictions: list[Prediction],
     if not predictions:
         return (f"this machine trains ResNet-20 at {speed:,.0f} images/s; no notebook times were "
                 "recorded on this kind of machine, so none can be predicted")
-    speeds = json.loads(Path(timings).read_text())["speed"]
+    recorded = json.loads(Path(timings).read_text())
     profiles = sorted({p.profile for p in predictions})
     lines = [f"this machine trains ResNet-20 at {speed:,.0f} images/s (batch {SPEED_BATCH})"]
     for profile in profiles:
-        ref = speeds[profile]
-        lines.append(f"'{profile}' profile: recorded on {ref['machine']} at about "
-                     f"{ref['images_per_second']:,.0f} images/s; predicted here:")
+        ref = recorded["speed"][profile]
+        then = [runs[profile].get("images_per_second") or ref["images_per_second"]
+                for runs in recorded.get("notebooks", {}).values() if profile in runs]
+        low, high = min(then), max(then)
+        at = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f}"
+        lines.append(f"'{profile}' profile: recorded on {ref['machine']}, which trained it at "
+                     f"{at} images/s during the runs; predicted here:")
         for p in (p for p in predictions if p.profile == profile):
             lines.append(f"    {p.notebook:<30}{_duration(p.predicted_seconds):>9}"
                          f"   (recorded {_duration(p.recorded_seconds)})")

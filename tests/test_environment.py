@@ -94,7 +94,7 @@ def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
     assert got == {"01_x.ipynb": 600.0, "02_y.ipynb": 5.0}
     path = _timings(tmp_path)
     text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
-    assert "recorded on 2-core CPU at about 1,000 images/s" in text
+    assert "recorded on 2-core CPU, which trained it at 1,000 images/s during the runs" in text
     assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
 
 

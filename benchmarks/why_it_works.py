@@ -68,6 +68,7 @@ def main(argv=None) -> int:
                                   layer_responses, loss_slice, loss_surface,
                                   path_length_gradients, sampled_path_gradients,
                                   with_batch_statistics)
+    from resnet_nb.provenance import machine_description
     from resnet_nb.viz import figure_png
     from resnet_nb.widgets import landscape_view
 
@@ -155,7 +156,7 @@ def main(argv=None) -> int:
         cpu["widget update"].append((time.process_time() - c0) / threads)
     report("widget update")
 
-    machine = _machine(device)
+    machine = machine_description()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"profile {profile.name}, device {device}, {threads} CPU threads, {source}; "
           f"{machine}; load average {load:.1f} at the end")
@@ -176,23 +177,6 @@ def main(argv=None) -> int:
         path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
         print(f"recorded in {path.relative_to(ROOT)}")
     return 0
-
-
-def _machine(device) -> str:
-    import platform
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    if device.type == "cuda":
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 if __name__ == "__main__":

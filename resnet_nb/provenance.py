@@ -21,6 +21,23 @@ def device_name(device: torch.device | str) -> str:
     return device.type
 
 
+def machine_description() -> str:
+    """A one-line description of this machine: CPU model, cores, torch and its threads, GPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
 def git_commit(package_dir: str | os.PathLike | None = None) -> str:
     """The commit of the git checkout that holds the imported package ('+dirty' with local
     changes), or 'unknown'.

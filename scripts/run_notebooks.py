@@ -19,7 +19,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import re
 import sys
 import time
@@ -33,19 +32,8 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def machine() -> str:
     """A one-line description of the machine: CPU model and cores, or the GPU."""
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
+    from resnet_nb.provenance import machine_description
+    return machine_description()
 
 
 def strip_widgets(nb) -> int:

@@ -1,20 +1,27 @@
 """One prepared session on a lent GPU: benchmark, then the reference runs, then pack the results.
 
     python scripts/reference_on_gpu.py --data PATH --archive RESULTS.tar.gz --seconds 500 \\
-        [--queue "fig6 --seeds 0" "table6:20,56 --seeds 0" "fig6 --seeds 1 2"]
+        [--queue "fig6 --seeds 0" "table6:20,56 --seeds 0" "fig6 --seeds 1 2"] \\
+        [--compile reduce-overhead --jobs 1] [--no-precision-check] [--notebooks gpu]
 
 Steps, each bounded so that the whole script ends within --seconds:
 
 1. versions, device, `nvidia-smi`;
 2. decode CIFAR-10 once into the cache;
 3. benchmarks/precision_and_compile.py on ResNet-20: fp32 / fp16 / bf16 and the two
-   torch.compile modes (speed ratios; the fastest working mode trains the reference runs);
+   torch.compile modes (speed ratios; the fastest working mode trains the reference runs),
+   unless --compile names the mode (then --jobs, default 1, says how many train at once);
 4. the reference runs, in --queue order, with `python -m resnet_nb reproduce ... --jobs N`
    (N = 8 eager, 4 compiled); at the same time, short ResNet-20 runs in fp32, fp16 and bf16
-   (2 seeds each) check that fp16 with loss scaling trains as well as float32;
-   at the deadline the runs are interrupted (Ctrl-C): each keeps its last finished epoch;
+   (2 seeds each) check that fp16 with loss scaling trains as well as float32 (not with
+   --no-precision-check), and with --notebooks PROFILE the course notebooks run top to
+   bottom under that profile (scripts/run_notebooks.py, on copies in the work folder, the
+   heavy ones first; their times, recorded with a note that the device was shared, are
+   upper bounds); at the deadline everything is interrupted (Ctrl-C): each run keeps its
+   last finished epoch;
 5. pack reference/ (histories, weights, manifest, set records; checkpoints only of
-   unfinished runs), the logs and the benchmark into --archive.
+   unfinished runs), the logs, the benchmark, the executed notebooks and their times into
+   --archive.
 
 It works on the CPU too (with --smoke: tiny budgets), which is how it is tested before a
 GPU is spent on it.
@@ -61,6 +68,68 @@ def run(cmd: list[str], timeout: float, logfile: Path) -> int:
                 return proc.wait()
 
 
+# The notebooks whose training dominates their time first, so that a short session times them.
+NOTEBOOK_ORDER = ("01", "04", "06", "05", "07", "02", "03", "00")
+
+
+class NotebookRuns:
+    """Run copies of the course notebooks under a profile, one after the other, in the background.
+
+    Each notebook gets a run_notebooks.py process of its own (and a process group of its own,
+    so that at the deadline it ends with its kernel: nbclient answers Ctrl-C and SIGTERM by
+    shutting the kernel down and going on to the next notebook). The copies (work/notebooks/)
+    run with notebooks/ as their working folder, as the originals would; the committed
+    notebooks keep their cpu-profile outputs. Each time goes to work/timings.json as soon as
+    it is measured, with a note that the device was shared with the reference runs.
+    """
+
+    def __init__(self, profile: str, work: Path, py: str):
+        import shutil
+        copies = work / "notebooks"
+        copies.mkdir(parents=True, exist_ok=True)
+        originals = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
+                           key=lambda q: (NOTEBOOK_ORDER.index(q.name[:2])
+                                          if q.name[:2] in NOTEBOOK_ORDER else 99, q.name))
+        self.commands = []
+        for nb in originals:
+            shutil.copy2(nb, copies / nb.name)
+            self.commands.append(
+                [py, "scripts/run_notebooks.py", "--profile", profile, "--timeout", "300",
+                 "--timings", str(work / "timings.json"),
+                 "--note", "measured while the same device trained reference runs "
+                           "(an upper bound)", str(copies / nb.name)])
+        self.log = work / "notebooks.log"
+        self.proc: subprocess.Popen | None = None
+        self.stopped = False
+        log(f"notebooks under the {profile} profile, in the background: "
+            f"{', '.join(nb.name[:2] for nb in originals)}")
+        import threading
+        self.thread = threading.Thread(target=self._run_all, daemon=True)
+        self.thread.start()
+
+    def _run_all(self) -> None:
+        for cmd in self.commands:
+            if self.stopped:
+                return
+            with open(self.log, "ab") as f:
+                self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT,
+                                             start_new_session=True)
+                self.proc.wait()
+
+    def wait(self, timeout: float) -> None:
+        """Wait until every notebook ran or `timeout` passed; then end the one running."""
+        self.thread.join(timeout=max(1.0, timeout))
+        self.stopped = True
+        if self.proc is not None and self.proc.poll() is None:
+            log("  deadline: ending the notebook run and its kernel")
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self.thread.join(timeout=10)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True)
@@ -71,6 +140,14 @@ def main(argv=None) -> int:
     p.add_argument("--queue", nargs="+", default=["fig6 table6:20,56 --seeds 0 1 2"],
                    help="reproduce commands, run one after the other; within one, seed 0 of "
                         "every set comes first")
+    p.add_argument("--compile", choices=("off", "default", "reduce-overhead"),
+                   help="train the reference runs in this mode and skip the benchmark")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once with --compile (default 1)")
+    p.add_argument("--no-precision-check", action="store_true",
+                   help="skip the fp32/fp16/bf16 training check")
+    p.add_argument("--notebooks", choices=("smoke", "cpu", "gpu"),
+                   help="also run every notebook under this profile and record its time")
     p.add_argument("--smoke", action="store_true",
                    help="tiny budgets and synthetic-size runs, to test this script on a CPU")
     args = p.parse_args(argv)
@@ -78,7 +155,7 @@ def main(argv=None) -> int:
     work = ROOT / args.work
     work.mkdir(parents=True, exist_ok=True)
     out = ROOT / args.out
-    deadline = args.seconds - 30          # keep time to pack
+    deadline = args.seconds - 45          # keep time to stop the runs and pack
     py = sys.executable
     env_note = work / "environment.txt"
     os.environ.setdefault("RESNET_NB_DATA", str(Path(args.data).resolve()))
@@ -97,15 +174,22 @@ def main(argv=None) -> int:
     # 2. data, decoded once
     run([py, "-c", "from resnet_nb import load_cifar10; load_cifar10()"], 120, work / "data.log")
 
-    # 3. benchmark
+    # 3. benchmark (unless the mode is given)
     bench_json = work / "bench.json"
+    if args.compile:
+        bench_json.unlink(missing_ok=True)
     bench = [py, "benchmarks/precision_and_compile.py", "--depths", "20", "--json",
              str(bench_json)]
     bench += ["--steps", "3", "--warm-steps", "2", "--repeats", "1",
               "--variants", "eager-fp32"] if args.smoke else \
         ["--steps", "50", "--warm-steps", "12", "--repeats", "3"]
-    run(bench, min(150, deadline - elapsed()), work / "bench.log")
     mode, jobs = None, 8
+    if args.compile:
+        mode = None if args.compile == "off" else args.compile
+        jobs = args.jobs
+        log(f"reference runs: compile={args.compile}, {jobs} at a time (no benchmark)")
+    else:
+        run(bench, min(150, deadline - elapsed()), work / "bench.log")
     if bench_json.exists():
         rows = json.loads(bench_json.read_text())["depths"]["20"]["variants"]
         eager = rows.get("eager-bf16", rows.get("eager-fp32", {})).get("median", 0)
@@ -120,13 +204,16 @@ def main(argv=None) -> int:
     prec = []
     budget = ["--epochs", "1", "--train-size", "256", "--test-size", "128"] if args.smoke else \
         ["--epochs", "3", "--train-size", "all", "--test-size", "all"]
-    for precision in (["fp32"] if args.smoke else ["fp32", "fp16", "bf16"]):
+    precisions = [] if args.no_precision_check else ["fp32"] if args.smoke else \
+        ["fp32", "fp16", "bf16"]
+    for precision in precisions:
         for seed in (0, 1):
             folder = work / "precision" / f"{precision}-seed{seed}"
             cmd = [py, "-m", "resnet_nb", "train", "--depth", "20", "--recipe", "paper",
                    "--precision", precision, "--seed", str(seed), "--out", str(folder), *budget]
             prec.append(subprocess.Popen(cmd, cwd=ROOT, stdout=open(work / "precision.log", "ab"),
                                          stderr=subprocess.STDOUT))
+    notebooks = NotebookRuns(args.notebooks, work, py) if args.notebooks else None
     extra = ["--out", str(out), "--jobs", str(jobs)] + (["--compile", mode] if mode else [])
     if args.smoke:
         extra += ["--epochs", "1", "--train-size", "256", "--test-size", "128",
@@ -138,13 +225,15 @@ def main(argv=None) -> int:
             continue
         run([py, "-m", "resnet_nb", "reproduce", *shlex.split(item), *extra], left,
             work / "reproduce.log")
+    if notebooks:
+        notebooks.wait(deadline - elapsed())
     for proc in prec:
         try:
             proc.wait(timeout=max(1, deadline - elapsed()))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=60)
-    run([py, "-m", "resnet_nb", "reproduce", "--summary", "--out", str(out)], 60,
+    run([py, "-m", "resnet_nb", "reproduce", "--summary", "--out", str(out)], 30,
         work / "summary.md")
 
     # 5. pack

@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     p.add_argument("--timings", type=Path, default=TIMINGS,
                    help="JSON file the wall times are recorded in")
+    p.add_argument("--note", help="a remark stored with each time (e.g. that the device was shared)")
     p.add_argument("--speed-only", action="store_true",
                    help="only measure and record this machine's training speed for the profile")
     args = p.parse_args(argv)
@@ -170,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             measured[path.name] = {
                 "seconds": round(seconds, 1), "machine": description,
                 "images_per_second": speed["images_per_second"],
-                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+                "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                **({"note": args.note} if args.note else {})}
             record(args.timings, args.profile, measured, speed)   # kept if a later one hangs
     record(args.timings, args.profile, measured, speed)
     if args.speed_only:

@@ -116,3 +116,5 @@ def training_throughput(model: nn.Module, data: ImageSet, batch_size: int, image
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

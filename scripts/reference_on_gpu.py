@@ -80,24 +80,24 @@ class NotebookRuns:
     shutting the kernel down and going on to the next notebook). The copies (work/notebooks/)
     run with notebooks/ as their working folder, as the originals would; the committed
     notebooks keep their cpu-profile outputs. Each time goes to work/timings.json as soon as
-    it is measured, with a note that the device was shared with the reference runs.
+    it is measured, with a note when the device was shared with reference runs.
     """
 
-    def __init__(self, profile: str, work: Path, py: str):
+    def __init__(self, profile: str, work: Path, py: str, order=NOTEBOOK_ORDER,
+                 note: str | None = None):
         import shutil
         copies = work / "notebooks"
         copies.mkdir(parents=True, exist_ok=True)
         originals = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
-                           key=lambda q: (NOTEBOOK_ORDER.index(q.name[:2])
-                                          if q.name[:2] in NOTEBOOK_ORDER else 99, q.name))
+                           key=lambda q: (list(order).index(q.name[:2])
+                                          if q.name[:2] in order else 99, q.name))
         self.commands = []
         for nb in originals:
             shutil.copy2(nb, copies / nb.name)
             self.commands.append(
                 [py, "scripts/run_notebooks.py", "--profile", profile, "--timeout", "300",
                  "--timings", str(work / "timings.json"),
-                 "--note", "measured while the same device trained reference runs "
-                           "(an upper bound)", str(copies / nb.name)])
+                 *(["--note", note] if note else []), str(copies / nb.name)])
         self.log = work / "notebooks.log"
         self.proc: subprocess.Popen | None = None
         self.stopped = False
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=500, help="the whole script's budget")
     p.add_argument("--out", default="reference", help="the reference folder (default reference/)")
     p.add_argument("--work", default="runs/gpu-session", help="logs and scratch runs")
-    p.add_argument("--queue", nargs="+", default=["fig6 table6:20,56 --seeds 0 1 2"],
+    p.add_argument("--queue", nargs="*", default=["fig6 table6:20,56 --seeds 0 1 2"],
                    help="reproduce commands, run one after the other; within one, seed 0 of "
                         "every set comes first")
     p.add_argument("--compile", choices=("off", "default", "reduce-overhead"),
@@ -148,6 +148,8 @@ def main(argv=None) -> int:
                    help="skip the fp32/fp16/bf16 training check")
     p.add_argument("--notebooks", choices=("smoke", "cpu", "gpu"),
                    help="also run every notebook under this profile and record its time")
+    p.add_argument("--notebook-order", nargs="+", default=list(NOTEBOOK_ORDER), metavar="NN",
+                   help="the order the notebooks run in (default: %(default)s)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny budgets and synthetic-size runs, to test this script on a CPU")
     args = p.parse_args(argv)
@@ -213,7 +215,10 @@ def main(argv=None) -> int:
                    "--precision", precision, "--seed", str(seed), "--out", str(folder), *budget]
             prec.append(subprocess.Popen(cmd, cwd=ROOT, stdout=open(work / "precision.log", "ab"),
                                          stderr=subprocess.STDOUT))
-    notebooks = NotebookRuns(args.notebooks, work, py) if args.notebooks else None
+    shared = ("measured while the same device trained reference runs (an upper bound)"
+              if args.queue else None)
+    notebooks = NotebookRuns(args.notebooks, work, py, args.notebook_order, shared) \
+        if args.notebooks else None
     extra = ["--out", str(out), "--jobs", str(jobs)] + (["--compile", mode] if mode else [])
     if args.smoke:
         extra += ["--epochs", "1", "--train-size", "256", "--test-size", "128",

@@ -211,6 +211,7 @@ class Prediction:
     profile: str
     recorded_seconds: float
     predicted_seconds: float
+    note: str = ""            # how the time was measured, where that matters (e.g. a shared GPU)
 
 
 def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> list[Prediction]:
@@ -236,7 +237,8 @@ def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> l
                 # The speed measured with that notebook's run, else the profile's.
                 then = runs[profile].get("images_per_second") or entry["images_per_second"]
                 seconds = runs[profile]["seconds"]
-                out.append(Prediction(notebook, profile, seconds, seconds * then / speed))
+                out.append(Prediction(notebook, profile, seconds, seconds * then / speed,
+                                      runs[profile].get("note", "")))
     return out
 
 
@@ -263,9 +265,16 @@ def format_predictions(speed: float, predictions: list[Prediction],
         at = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f}"
         lines.append(f"'{profile}' profile: recorded on {ref['machine']}, which trained it at "
                      f"{at} images/s during the runs; predicted here:")
-        for p in (p for p in predictions if p.profile == profile):
+        mine = [p for p in predictions if p.profile == profile]
+        notes = list(dict.fromkeys(p.note for p in mine if p.note))      # in order, once each
+        for p in mine:
+            mark = "*" * (notes.index(p.note) + 1) if p.note else ""
             lines.append(f"    {p.notebook:<30}{_duration(p.predicted_seconds):>9}"
-                         f"   (recorded {_duration(p.recorded_seconds)})")
-        total = sum(p.predicted_seconds for p in predictions if p.profile == profile)
-        lines.append(f"    {'all notebooks':<30}{_duration(total):>9}")
+                         f"   (recorded {_duration(p.recorded_seconds)}){mark}")
+        total = sum(p.predicted_seconds for p in mine)
+        timed = len(mine)
+        missing = len(recorded.get("notebooks", {})) - timed
+        label = "all notebooks" if missing <= 0 else f"the {timed} timed ({missing} not yet)"
+        lines.append(f"    {label:<30}{_duration(total):>9}")
+        lines += [f"    {'*' * (i + 1)} {note}" for i, note in enumerate(notes)]
     return "\n".join(lines)

@@ -98,6 +98,22 @@ def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
     assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
 
 
+def test_predictions_say_which_times_are_upper_bounds_and_which_notebooks_are_untimed(tmp_path):
+    from resnet_nb.environment import format_predictions, predicted_times
+    path = _timings(tmp_path)
+    recorded = json.loads(path.read_text())
+    recorded["notebooks"]["01_x.ipynb"]["gpu"]["note"] = "measured on a shared GPU"
+    path.write_text(json.dumps(recorded))
+    got = predicted_times(20000.0, path, on_gpu=True)
+    assert [(p.notebook, p.note) for p in got] == [("01_x.ipynb", "measured on a shared GPU")]
+    text = format_predictions(20000.0, got, path)
+    assert "(recorded 60 s)*" in text and "* measured on a shared GPU" in text
+    assert "all notebooks" not in text and "the 1 timed (1 not yet)" in text
+    # Every notebook timed, none with a note: no marks, and the total says so.
+    text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
+    assert "all notebooks" in text and "*" not in text
+
+
 def test_no_prediction_without_a_recording_on_this_kind_of_machine(tmp_path):
     from resnet_nb.environment import format_predictions, predicted_times
     path = tmp_path / "timings.json"

@@ -206,6 +206,31 @@ def test_the_committed_fig6_runs_show_what_the_course_says(monkeypatch):
             assert err[f"resnet-{d}"][kind] < err[f"plain-{d}"][kind], "shortcuts help"
 
 
+def test_the_committed_table6_run_is_the_papers_recipe_and_says_what_the_readme_says(monkeypatch):
+    """The README's Table 6 row: ResNet-20 with the paper's full recipe, 12.54% test error."""
+    monkeypatch.setenv("RESNET_NB_REFERENCE", str(COMMITTED))
+    runs = reference.histories("table6", seed=0)
+    assert set(runs) == {"resnet-20"}, "only ResNet-20 has finished the paper's recipe so far"
+    h = runs["resnet-20"][0]
+    assert h.status == "completed" and len(h.epochs) == 182 and h.steps_per_epoch == 351
+    assert len(h.step_loss) == 182 * 351 == 63_882                       # the paper's 64k
+    assert (h.provenance["train_images"], h.provenance["val_images"],
+            h.provenance["test_images"]) == (45_000, 5_000, 10_000)      # sec. 4.2's split
+    lrs = [round(e["lr"], 6) for e in h.epochs]          # 0.1 / 10 is 0.010000000000000002
+    assert lrs == [0.1] * 91 + [0.01] * 46 + [0.001] * 45, \
+        "lr 0.1, divided by 10 at 32k (epoch 92) and 48k (epoch 138) iterations"
+    assert round(100 * (1 - h.last("test_acc")), 2) == 12.54
+    assert round(100 * (1 - h.last("train_acc")), 2) == 1.16
+    info = reference.set_info("table6")
+    assert info["finished_runs"] == ["resnet-20-seed0"]
+    assert "H200" in h.provenance["device"]
+    # The summary table puts it beside the paper's 8.75%.
+    from resnet_nb.reproduce import summary_table
+    row = next(line for line in summary_table(COMMITTED).splitlines()
+               if line.startswith("| table6 | ResNet-20 |"))
+    assert "| 8.75 | 12.54 (n=1) | 1.16 (n=1) |" in row
+
+
 def test_compact_state_dict_keeps_running_statistics_in_float32_and_refuses_overflow():
     from resnet_nb import cifar_resnet
     from resnet_nb.reproduce import compact_state_dict

@@ -9,6 +9,8 @@ The package tests' own fixtures live in tests/conftest.py.
 import os
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("RESNET_NB_PROFILE", "smoke")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # OpenMP threads that spin while waiting make small-batch work many times slower on a
@@ -24,3 +26,70 @@ def pytest_configure(config):
     opt = getattr(config.option, "nbval_sanitize_with", None)
     if opt and not os.path.isabs(opt) and not os.path.exists(opt):
         config.option.nbval_sanitize_with = str(ROOT / opt)
+
+
+# --- nbval runs the students' copies of the notebooks ----------------------------------------
+# The notebooks in notebooks/ are the instructor's: each code exercise holds a worked solution
+# and an active checker call. What nbval executes top to bottom is their student copies, made
+# at the start of the run by scripts/make_student_copies.py (nbgrader's ClearSolutions) into
+# build/nbval-student/: every cell but the exercises is the same, with the same stored outputs
+# (so the `# NBVAL_CHECK_OUTPUT` comparisons are the same), and the exercise cells, tagged
+# `raises-exception`, stop at their stubs. The instructor's solutions are run by
+# tests/test_student_copies.py and the checker tests instead, in the notebooks' own imports.
+# One execution of every notebook instead of two keeps the test run's time (README, "Tests and
+# benchmarks"). `--instructor-notebooks` runs notebooks/ as they are instead.
+STUDENT_COPIES = ROOT / "build" / "nbval-student"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--instructor-notebooks", action="store_true",
+                     help="nbval runs notebooks/NN_*.ipynb as they are (worked solutions in "
+                          "place), not their student copies")
+
+
+def _student_copies(config):
+    """Make the student copies once per run; None (and the reason) when nbgrader is missing."""
+    if not hasattr(config, "_resnet_nb_student_copies"):
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(
+            "make_student_copies", ROOT / "scripts" / "make_student_copies.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        try:
+            import shutil
+            shutil.rmtree(STUDENT_COPIES, ignore_errors=True)
+            module.make_student_folder(STUDENT_COPIES, ROOT / "notebooks")
+            config._resnet_nb_student_copies = (STUDENT_COPIES, None)
+        except module.CopyError as e:
+            if os.environ.get("CI") == "true":
+                raise
+            config._resnet_nb_student_copies = (None, str(e))
+    return config._resnet_nb_student_copies
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_collect_file(file_path, parent):
+    outcome = yield
+    config = parent.config
+    if (file_path.suffix != ".ipynb" or file_path.resolve().parent != ROOT / "notebooks"
+            or config.getoption("--instructor-notebooks")):
+        return
+    try:
+        from nbval.plugin import IPyNbFile
+    except ImportError:
+        return
+    collected = outcome.get_result()
+    if not any(isinstance(c, IPyNbFile) for c in collected):
+        return
+    folder, why = _student_copies(config)
+    if folder is None:                    # no nbgrader: run the instructor notebook itself
+        config._resnet_nb_no_copies = why
+        return
+    outcome.force_result([IPyNbFile.from_parent(parent, path=folder / file_path.name)
+                          if isinstance(c, IPyNbFile) else c for c in collected])
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    why = getattr(config, "_resnet_nb_no_copies", None)
+    if why:
+        terminalreporter.write_line(f"nbval ran notebooks/ itself, not the student copies: {why}")

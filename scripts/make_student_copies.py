@@ -23,9 +23,11 @@ every notebooks/NN_*.ipynb into the output folder, in which:
 
 The other files of notebooks/ that the notebooks read (notebooks/timings.json, read by 00's
 environment check) are copied beside them, so that the folder runs on its own. The output
-folder gets a marker file, `.student-copies`; a folder that exists without it (and is not
-empty) is never written into. Rerunning the script into its own folder overwrites the copies
-(and any answers written in them).
+folder gets a marker file, `.student-copies`, that holds the sha256 of every file written; a
+folder that exists without it (and is not empty) is never written into. Rerunning the script
+into its own folder replaces the copies only where they are as it wrote them: a copy that has
+changed since (answers written into it, say) stops the run with the names of the changed
+files, unless --force is given.
 
 nbgrader comes with the `[teach]` extra (`pip install -e ".[teach]"`, also in `[dev]`).
 """
@@ -148,8 +150,27 @@ def student_copy(nb, clear=None):
     return nb
 
 
-def make_student_folder(out: Path, notebooks: Path = ROOT / "notebooks") -> list[Path]:
-    """Write the student copies of every notebook in `notebooks` into `out`; return their paths."""
+def _sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def changed_since_made(out: Path) -> list[str]:
+    """Files of a student folder that differ from what this script wrote there last."""
+    try:
+        made = json.loads((out / MARKER_FILE).read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        made = {}               # a marker from before the sums: compare nothing, as before
+    return sorted(name for name, digest in made.items()
+                  if (out / name).is_file() and _sha256(out / name) != digest)
+
+
+def make_student_folder(out: Path, notebooks: Path = ROOT / "notebooks",
+                        force: bool = False) -> list[Path]:
+    """Write the student copies of every notebook in `notebooks` into `out`; return their paths.
+
+    Copies changed since the last run into `out` are not overwritten unless `force`.
+    """
     import nbformat
 
     out, notebooks = Path(out), Path(notebooks)
@@ -164,19 +185,28 @@ def make_student_folder(out: Path, notebooks: Path = ROOT / "notebooks") -> list
                                              and not (out / MARKER_FILE).exists())):
         raise CopyError(f"{out} exists and is not a folder of student copies (no "
                         f"{MARKER_FILE} in it): choose another --out, or remove it")
+    changed = changed_since_made(out) if out.is_dir() else []
+    if changed and not force:
+        raise CopyError(f"{', '.join(changed)} in {out} changed since they were made (answers "
+                        "written in them?): copy them elsewhere, or rerun with --force to "
+                        "replace them")
     clear = _clear_solutions()
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER_FILE).write_text("Made by scripts/make_student_copies.py: the student copies "
-                                   "of the course's notebooks. Rerunning it overwrites them.\n")
     written = []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         target = out / path.name
         nbformat.write(student_copy(nb, clear), target)
         written.append(target)
+    written_extra = []
     for extra in sorted(notebooks.iterdir()):      # what the notebooks read beside them
         if extra.is_file() and extra.suffix != ".ipynb" and not extra.name.startswith("."):
             shutil.copy2(extra, out / extra.name)
+            written_extra.append(out / extra.name)
+    (out / MARKER_FILE).write_text(json.dumps({
+        "made_by": "scripts/make_student_copies.py: the student copies of the course's "
+                   "notebooks; rerunning it replaces those unchanged since (sha256 below)",
+        "sha256": {q.name: _sha256(q) for q in written + written_extra}}, indent=1) + "\n")
     return written
 
 
@@ -186,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, type=Path, help="the folder to write, e.g. student/")
     p.add_argument("--notebooks", type=Path, default=ROOT / "notebooks",
                    help="the instructor notebooks (default: this course's notebooks/)")
+    p.add_argument("--force", action="store_true",
+                   help="replace copies that changed since they were made (their edits are lost)")
     args = p.parse_args(argv)
     try:
-        written = make_student_folder(args.out, args.notebooks)
+        written = make_student_folder(args.out, args.notebooks, force=args.force)
     except CopyError as e:
         print(f"make_student_copies: {e}", file=sys.stderr)
         return 2

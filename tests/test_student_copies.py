@@ -271,3 +271,21 @@ def test_the_command_writes_and_rewrites_its_own_folder(tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         [S.MARKER_FILE, "timings.json"] + [p.name for p in INSTRUCTOR])
     assert "8 student copies" in capsys.readouterr().out
+
+
+def test_a_copy_with_answers_written_in_it_is_not_overwritten(tmp_path, capsys):
+    """Never lose work: a rerun stops at copies changed since they were made, unless --force."""
+    pytest.importorskip("nbgrader")
+    out = tmp_path / "student"
+    assert S.main(["--out", str(out)]) == 0
+    edited = out / INSTRUCTOR[2].name
+    answer = edited.read_text(encoding="utf-8").replace("YOUR CODE HERE", "my answer", 1)
+    edited.write_text(answer, encoding="utf-8")
+    capsys.readouterr()
+    assert S.main(["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert edited.name in err and "--force" in err and err.count("\n") == 1, err
+    assert edited.read_text(encoding="utf-8") == answer              # kept as the student left it
+    assert S.main(["--out", str(out), "--force"]) == 0
+    assert "my answer" not in edited.read_text(encoding="utf-8")
+    assert S.changed_since_made(out) == []

@@ -58,7 +58,7 @@ def _student_copies(config):
         try:
             import shutil
             shutil.rmtree(STUDENT_COPIES, ignore_errors=True)
-            module.make_student_folder(STUDENT_COPIES, ROOT / "notebooks")
+            module.make_student_folder(STUDENT_COPIES, ROOT / "notebooks", force=True)
             config._resnet_nb_student_copies = (STUDENT_COPIES, None)
         except module.CopyError as e:
             if os.environ.get("CI") == "true":

@@ -169,7 +169,8 @@ def test_the_student_copy_keeps_every_other_cell(copies, path):
     for i, (c, s) in enumerate(zip(nb["cells"], student["cells"])):
         if i in exercises:
             assert s["outputs"] == [] and s["execution_count"] is None
-            assert s["metadata"] == {"tags": ["raises-exception"]}      # unfolded, marked
+            slides = {k: v for k, v in c["metadata"].items() if k == "slideshow"}
+            assert s["metadata"] == {"tags": ["raises-exception"], **slides}  # unfolded, marked
             assert not A.source(s).startswith("#@title")
         elif A.BEGIN in A.source(c) or S.SOLUTION_NOTE in A.source(c):
             assert A.source(s) != A.source(c)

@@ -143,11 +143,13 @@ def _text(locator) -> str:
 def _copy_without_outputs(notebook: Path, target: Path) -> None:
     """A copy with no outputs and no execution counts: every prompt starts as [ ], so "every
     prompt shows a number" means that every cell has run in this session (the committed file
-    shows [1], [2], ... before anything runs)."""
+    shows [1], [2], ... before anything runs). Folded inputs (the worked solutions) are
+    unfolded: JupyterLab shows no prompt for a folded cell, so its number could not be read."""
     nb = json.loads(notebook.read_text())
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
+            cell["metadata"].get("jupyter", {}).pop("source_hidden", None)
     nb["metadata"].pop("widgets", None)
     target.write_text(json.dumps(nb, indent=1))
 

@@ -31,6 +31,8 @@ class Profile:
     bench_images: int = 1024    # images timed per setting when a notebook measures images/s
     lab_probe_batch: int = 32   # images per live update of the lab's signal view (notebook 06):
                                 # small enough to answer in about a second on a laptop CPU
+    lesion_images: int | None = None    # test images of the lab's lesion study (notebook 06:
+                                # 2 networks x 28 evaluations); None: all of test_size
     # Notebook 07 ("why it works"): sizes of its measurements, each figure about a minute at
     # most on a laptop CPU (`cpu`), a few seconds under `smoke`.
     landscape_images: int = 128     # training images the loss landscape is evaluated on
@@ -51,7 +53,7 @@ class Profile:
 PROFILES = {
     "smoke": Profile("smoke", train_size=512, test_size=256, epochs=1, batch_size=64,
                      depths=(8, 14), probe_batch=16, bench_images=64, fit_steps=30,
-                     lab_probe_batch=16, landscape_images=32, landscape_points=5,
+                     lab_probe_batch=16, lesion_images=64, landscape_images=32, landscape_points=5,
                      landscape_grid=3, shatter_points=16, shatter_depths=(8, 14), path_images=4,
                      path_samples=2),
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,

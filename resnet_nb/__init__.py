@@ -16,7 +16,12 @@ def _quiet_interrupt_while_starting() -> None:
 
     def stop(_signum, _frame):
         _sys.stderr.write(f"python -m {__name__}: stopped by Ctrl-C while starting\n")
-        raise SystemExit(130)
+        _sys.stderr.flush()
+        # Not SystemExit: raised inside a library's import, it can be caught there (seen
+        # once: the message, then the command ran on and exited 0). Nothing has been written
+        # yet while starting, so ending the process at once loses nothing.
+        import os
+        os._exit(130)
     signal.signal(signal.SIGINT, stop)
 
 

@@ -32,10 +32,12 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -85,7 +87,6 @@ class NotebookRuns:
 
     def __init__(self, profile: str, work: Path, py: str, order=NOTEBOOK_ORDER,
                  note: str | None = None):
-        import shutil
         copies = work / "notebooks"
         copies.mkdir(parents=True, exist_ok=True)
         originals = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"),
@@ -103,7 +104,6 @@ class NotebookRuns:
         self.stopped = False
         log(f"notebooks under the {profile} profile, in the background: "
             f"{', '.join(nb.name[:2] for nb in originals)}")
-        import threading
         self.thread = threading.Thread(target=self._run_all, daemon=True)
         self.thread.start()
 

@@ -36,15 +36,15 @@ EXERCISES = A.exercises()
 ANNOUNCED = re.compile(r"^\d+\. \*\*[^*]+\*\* Write `(\w+)\(", re.MULTILINE)
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location(
-        "make_student_copies", ROOT / "scripts" / "make_student_copies.py")
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-S = _script()
+S = _script("make_student_copies")
+W = _script("sync_written_answers")
 
 
 @pytest.fixture(scope="module")
@@ -128,36 +128,15 @@ def test_written_answers_are_solution_regions_in_markdown():
                 assert regions and all("<details>" in "\n".join(r) for r in regions), path.name
     # 00.1, 02.1, 04.2 and 06.3 ask a question in prose beside their code; 13 exercises are
     # written or measured only (teaching/answer_key.md marks them so).
-    assert written == 4 + len(WRITTEN_ONLY)
-
-
-#: The exercises answered in prose or by a measurement alone, as the answer key titles them.
-WRITTEN_ONLY = ("00.2", "00.3", "01.2", "01.3", "02.3", "03.3", "05.3", "05.4", "06.1", "06.2",
-                "07.1", "07.2", "07.3")
-
-
-def _answer_key_sections() -> dict:
-    """{'00.2': (title, body)} for every '### NN.k Title (kind)' section of the answer key."""
-    sections, current = {}, None
-    for line in (A.ROOT / "teaching" / "answer_key.md").read_text().splitlines():
-        m = re.match(r"^### (\d\d\.\d) (.+?) \([^)]*\)\s*$", line)
-        if m:
-            current = m.group(1)
-            sections[current] = [m.group(2), []]
-        elif line.startswith("#"):
-            current = None
-        elif current:
-            sections[current][1].append(line)
-    return {k: (title, re.sub(r"\n-{3,}\s*$", "", "\n".join(body)).strip())
-            for k, (title, body) in sections.items()}
+    assert written == 4 + len(W.WRITTEN)
 
 
 def test_written_only_exercises_carry_the_answer_keys_answer_in_a_solution_region():
     """Each written or measured exercise ends its notebook as a folded worked answer, the answer
     key's words (so the two cannot drift apart), and its student copy keeps only the title."""
-    sections = _answer_key_sections()
-    assert set(WRITTEN_ONLY) <= set(sections)
-    for key in WRITTEN_ONLY:
+    sections = W.answer_key_sections()
+    assert set(W.WRITTEN) <= set(sections)
+    for key in W.WRITTEN:
         title, body = sections[key]
         path = next(p for p in INSTRUCTOR if p.name.startswith(key[:2]))
         cells = [c for c in A.read(path)["cells"] if c.get("id") == f"written-answer-{key[-1]}"]

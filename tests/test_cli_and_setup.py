@@ -168,6 +168,54 @@ def test_floors_of_the_environment_check_are_pyprojects():
     assert MINIMUM == floors
 
 
+def test_ci_floors_install_exactly_pyprojects_floors():
+    """.ci/floors.txt pins each core dependency to the oldest minor release pyproject allows,
+    so the floors job tests what pyproject.toml promises (and no floor moves alone)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {}
+    for dep in project["dependencies"]:
+        for spec in Requirement(dep).specifier:
+            if spec.operator == ">=":
+                declared[_norm(Requirement(dep).name)] = spec.version
+    pinned = {}
+    for line in (ROOT / ".ci" / "floors.txt").read_text().splitlines():
+        m = re.fullmatch(r"([A-Za-z0-9_.-]+)==(\d+\.\d+)\.\*", line.strip())
+        if m:
+            pinned[_norm(m.group(1))] = m.group(2)
+    for name, floor in declared.items():
+        assert pinned.get(name) == ".".join(floor.split(".")[:2]), \
+            f".ci/floors.txt pins {name} to {pinned.get(name)}, pyproject's floor is {floor}"
+
+
+def test_every_extra_with_jupyterlab_4_asks_for_ipywidgets_8():
+    """JupyterLab 4 and Notebook 7 render only ipywidgets 8 (7.7 shows 'Click to show
+    javascript error'): every extra that brings them (directly, or through nbgrader) says so."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for extra, deps in extras.items():
+        names = {_norm(Requirement(d).name): Requirement(d) for d in deps}
+        if names.keys() & {"jupyterlab", "notebook", "nbgrader"}:
+            assert "ipywidgets" in names, f"[{extra}] brings JupyterLab 4 without ipywidgets>=8"
+            assert str(names["ipywidgets"].specifier) == ">=8", f"[{extra}]"
+
+
+def test_the_mutation_runs_tests_collect_in_mutmuts_copy(tmp_path):
+    """`mutmut run` (README, before a release) copies only the package, tests/, conftest.py
+    and pyproject.toml into mutants/ and stops at once if its test selection does not
+    collect there: a test file that reads notebooks/ or scripts/ must be left out of it."""
+    import shutil
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    for name in ["resnet_nb", "tests", *config["also_copy"], "pyproject.toml"]:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
+        copy(ROOT / name, tmp_path / name)
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q",
+                        *config["pytest_add_cli_args"],
+                        *config["pytest_add_cli_args_test_selection"]],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 0 and " error" not in r.stdout, r.stdout[-3000:]
+
+
 def test_importing_does_no_work(tmp_path):
     code = ("import os, torch, resnet_nb; "
             "assert not torch.cuda.is_initialized(), 'import probed the GPU'; "

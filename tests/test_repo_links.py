@@ -146,9 +146,11 @@ def test_the_readme_must_link_colab_and_binder_to_existing_notebooks():
                for p in sync.readme_problems(other + " " + repo.binder_url(), repo, ROOT))
 
 
-def test_the_install_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path):
-    """Outside Colab the cell does nothing; in Colab, an unreachable repository gives one line
-    (no CalledProcessError, no traceback), and the next cells do not run."""
+@pytest.mark.parametrize("fault", ["unreachable repository", "no git on the machine"])
+def test_the_install_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path, fault):
+    """Outside Colab the cell does nothing; in Colab, an unreachable repository or a missing
+    git gives one line (no CalledProcessError or FileNotFoundError, no traceback), and the
+    next cells do not run."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     repo = sync.read_repository(ROOT / "pyproject.toml")
@@ -157,7 +159,9 @@ def test_the_install_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path)
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(sync.install_source(repo)),       # not in Colab: nothing
         nbformat.v4.new_code_cell("import sys, types\n"
-                                  "sys.modules['google.colab'] = types.ModuleType('google.colab')"),
+                                  "sys.modules['google.colab'] = types.ModuleType('google.colab')"
+                                  + ("\nimport os; os.environ['PATH'] = ''"
+                                     if fault == "no git on the machine" else "")),
         nbformat.v4.new_code_cell(cell),
         nbformat.v4.new_code_cell("print('after')")])
     client = NotebookClient(nb, kernel_name="python3", timeout=120, resources={
@@ -171,5 +175,7 @@ def test_the_install_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path)
     line = error.traceback[0]
     assert line.startswith(f"CourseNotInstalled: could not download the course from {missing}")
     assert line.endswith("then run this cell again") and "CalledProcessError" not in line
+    if fault == "no git on the machine":
+        assert "No such file or directory: 'git'" in line
     assert nb.cells[3].outputs == []                                   # Run All stopped there
     assert not (tmp_path / "clone").exists()

@@ -214,6 +214,16 @@ def test_the_mutation_runs_tests_collect_in_mutmuts_copy(tmp_path):
                        cwd=tmp_path, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert r.returncode == 0 and " error" not in r.stdout, r.stdout[-3000:]
+    # ... and no selected test file reads a top-level path that is not copied there.
+    ignored = {a.split("=", 1)[1] for a in config["pytest_add_cli_args"]
+               if a.startswith("--ignore=")}
+    copied = {"resnet_nb", "tests", *config["also_copy"], "pyproject.toml"}
+    for test_file in sorted((ROOT / "tests").glob("test_*.py")):
+        if f"tests/{test_file.name}" in ignored:
+            continue
+        read = set(re.findall(r'(?:ROOT|parent\.parent)\s*/\s*"([^"/]+)', test_file.read_text()))
+        assert read <= copied, f"{test_file.name} reads {sorted(read - copied)}, which " \
+                               "mutmut does not copy: add it to also_copy or --ignore the file"
 
 
 def test_importing_does_no_work(tmp_path):

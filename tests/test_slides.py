@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import ARTIFACTS, CHROMIUM_ARGS, _chromium, _playwright
+from test_browser import ARTIFACTS, CHROMIUM_ARGS, _chromium, _playwright, _unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,7 +105,16 @@ def test_slide_rules():
 # --- the decks in a browser ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def decks(tmp_path_factory):
+def slide_tools():
+    """make_slides.py's packages (the [dev] extra): skipped without them, as the browser tests
+    are without chromium (e.g. in .ci/floors), and a failure in CI."""
+    for module in ("nbconvert", "sphinx_revealjs", "jupyter_server_mathjax"):
+        if importlib.util.find_spec(module) is None:
+            _unavailable(f"the slide decks need {module}: pip install -e \".[dev]\"")
+
+
+@pytest.fixture(scope="module")
+def decks(slide_tools, tmp_path_factory):
     out = tmp_path_factory.mktemp("slides")
     return {deck.name.split(".")[0]: deck for deck in make_slides.build(NOTEBOOKS, out)}
 
@@ -200,7 +209,8 @@ def test_deck_opens_offline_with_every_slide_and_image(path, decks, browser):
         f"{len(state['images'])} images in the deck"
 
 
-def test_the_deck_check_fires_on_a_broken_image_and_a_missing_slide(tmp_path, browser):
+def test_the_deck_check_fires_on_a_broken_image_and_a_missing_slide(slide_tools, tmp_path,
+                                                                    browser):
     """A copy of a notebook with figures: one figure's PNG corrupted and one slide's metadata
     dropped (the deck then has one slide fewer than the committed notebook's metadata says)."""
     source = next(p for p in NOTEBOOKS if "image/png" in p.read_text())

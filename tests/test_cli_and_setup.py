@@ -224,6 +224,9 @@ def test_the_mutation_runs_tests_collect_in_mutmuts_copy(tmp_path):
         read = set(re.findall(r'(?:ROOT|parent\.parent)\s*/\s*"([^"/]+)', test_file.read_text()))
         assert read <= copied, f"{test_file.name} reads {sorted(read - copied)}, which " \
                                "mutmut does not copy: add it to also_copy or --ignore the file"
+        assert '"-m", "resnet_nb"' not in test_file.read_text(), \
+            f"{test_file.name} runs the command line in a subprocess, where mutmut's mutated " \
+            "package stops ('Could not figure out where the code to mutate is'): --ignore it"
 
 
 def test_importing_does_no_work(tmp_path):

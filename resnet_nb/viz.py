@@ -45,6 +45,22 @@ def smooth(values: Sequence[float], window: int) -> np.ndarray:
     return (c[i] - c[lo]) / (i - lo)
 
 
+def loss_label(label_smoothing) -> str:
+    """The y-axis label of a training-loss plot, naming the label smoothing the loss includes.
+
+    label_smoothing: the smoothing of each run plotted (None where a run does not record it).
+    Label smoothing keeps the loss above 0 even for perfect predictions, so a reader comparing
+    levels must know it is there.
+    """
+    values = sorted({float(v) for v in label_smoothing if v is not None})
+    if not any(values):
+        return "training loss (cross-entropy)"
+    if len(values) == 1:
+        return f"training loss (cross-entropy, label smoothing {values[0]:g})"
+    return ("training loss (cross-entropy, label smoothing "
+            + " or ".join(f"{v:g}" for v in values) + " by run)")
+
+
 def plot_training_curves(histories: Mapping[str, "History"], error_curves: Mapping[str, tuple]
                          | None = None, window: int | None = None):
     """Training loss per iteration (smoothed) and, given `error_curves`, training error.
@@ -60,7 +76,8 @@ def plot_training_curves(histories: Mapping[str, "History"], error_curves: Mappi
         steps = np.arange(1, len(h.step_loss) + 1)
         w = window or max(1, len(steps) // 20)
         axes[0].plot(steps, smooth(h.step_loss, w), label=label, **_style(label))
-    axes[0].set(xlabel="iteration (mini-batch step)", ylabel="training loss (cross-entropy)",
+    smoothing = [(h.config or {}).get("label_smoothing") for h in histories.values()]
+    axes[0].set(xlabel="iteration (mini-batch step)", ylabel=loss_label(smoothing),
                 title=f"training loss, moving average over {window or 'about 1/20 of the run'}"
                       f"{' steps' if window else ''}")
     if error_curves:
@@ -581,7 +598,8 @@ def plot_signal_comparison(current, reference, current_label: str, reference_lab
 def plot_training_race(runs):
     """Training loss against epochs for several runs (the lab's race), one line each.
 
-    runs: objects with .label (str), .step_loss (list of floats) and .steps_per_epoch (int).
+    runs: objects with .label (str), .step_loss (list of floats) and .steps_per_epoch (int),
+    and optionally .setting (dict) with the run's "label_smoothing", named on the loss axis.
     """
     fig, ax = _lab_figure(8, 3.4)
     colours = [f"C{k % 10}" for k in range(len(runs))]
@@ -593,7 +611,8 @@ def plot_training_race(runs):
         ax.plot(epochs, smooth(run.step_loss, window), color=c, lw=1.5, label=run.label,
                 **_style(run.label))
     ax.set_xlabel("epochs of the training subset")
-    ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_ylabel(loss_label([(getattr(r, "setting", None) or {}).get("label_smoothing")
+                              for r in runs if r.step_loss]))
     ax.grid(alpha=0.3)
     if any(r.step_loss for r in runs):
         ax.legend(fontsize=8, loc="upper right")

@@ -243,6 +243,7 @@ def train_run(depth: int, shortcut: str, preact: bool, data: CifarData, *, lr: f
         run = LabRun(f"{model.name}, lr {lr:g}", {"depth": depth, "shortcut": shortcut,
                      "preact": preact, "lr": lr, "epochs": epochs}, steps_per_epoch,
                      model=model)
+    run.setting["label_smoothing"] = cfg.label_smoothing    # in the loss: the race plot says so
     last = [time.perf_counter()]
 
     def on_step(step: int, loss: float) -> None:

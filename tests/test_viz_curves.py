@@ -59,3 +59,33 @@ def test_path_lengths_bars_count_the_paths():
     bars = fig.axes[0].patches
     assert [b.get_height() for b in bars] == [1, 3, 3, 1]
     assert "path length" in fig.axes[0].get_xlabel()
+
+
+def test_the_loss_axis_names_label_smoothing_when_the_runs_used_it():
+    """04's and 06's runs use the fast recipe (label smoothing 0.1): a loss that cannot reach
+    0, so the axis must say so; a history without smoothing (or not recording it) is plain."""
+    from resnet_nb import recipe
+    from resnet_nb.train import _plain
+    from dataclasses import asdict
+    fast = _plain(asdict(recipe("fast")))
+    plain_ce = {**fast, "label_smoothing": 0.0}
+    loss = [2.3, 2.2, 2.0, 1.9]
+    label = lambda *configs: plot_training_curves(
+        {f"run {i}": History(config=c, step_loss=loss) for i, c in enumerate(configs)},
+        window=2).axes[0].get_ylabel()
+    assert fast["label_smoothing"] == 0.1
+    assert label(fast, fast) == "training loss (cross-entropy, label smoothing 0.1)"
+    assert label(plain_ce) == "training loss (cross-entropy)"
+    assert label({}) == "training loss (cross-entropy)"               # not recorded
+    assert label(plain_ce, fast) == "training loss (cross-entropy, label smoothing 0 or 0.1 by run)"
+
+
+def test_the_race_names_label_smoothing_from_the_runs_setting():
+    from types import SimpleNamespace
+    from resnet_nb.viz import plot_training_race
+    run = lambda smoothing: SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2,
+                                            step_loss=[2.3, 2.1, 2.0],
+                                            setting={"label_smoothing": smoothing})
+    assert (plot_training_race([run(0.1)]).axes[0].get_ylabel()
+            == "training loss (cross-entropy, label smoothing 0.1)")
+    assert plot_training_race([run(0.0)]).axes[0].get_ylabel() == "training loss (cross-entropy)"

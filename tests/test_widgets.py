@@ -186,6 +186,7 @@ def test_the_kernel_answers_other_widgets_while_training(data, batch):
 def test_a_diverging_run_is_reported_not_raised(data):
     run = train_run(8, "none", False, data, lr=1e6, epochs=1, batch_size=64)
     assert run.status == "diverged" and "(diverged)" in run.label and run.test_acc is None
+    assert run.setting["label_smoothing"] == 0.1     # the fast recipe's; the race plot names it
 
 
 @pytest.fixture(scope="module")

@@ -225,6 +225,42 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
     assert ran == ["02_residual_formulation.ipynb"]                    # without 00, no rerun
 
 
+def _run_notebooks():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("run_notebooks",
+                                                  ROOT / "scripts" / "run_notebooks.py")
+    rn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rn)
+    return rn
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
+def test_each_header_states_the_recorded_cpu_time_and_speed(path):
+    """Every notebook's header gives the time and the training speed recorded for it in
+    notebooks/timings.json (scripts/run_notebooks.py rewrites the sentence when it records)."""
+    rn = _run_notebooks()
+    entry = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"][path.name]["cpu"]
+    header = next(_source(c) for c in _notebook(path.name)["cells"]
+                  if rn.HEADER_TIME.search(_source(c)))
+    m = rn.HEADER_TIME.search(header)
+    assert m.group(2) == rn.duration_words(entry["seconds"]), path.name
+    assert m.group(4) == f"{entry['images_per_second']:,.0f}", path.name
+
+
+def test_run_notebooks_rewrites_the_header_it_records(tmp_path):
+    import nbformat
+    rn = _run_notebooks()
+    copy = tmp_path / "04_training_cifar10.ipynb"
+    copy.write_text((NOTEBOOKS / copy.name).read_text())
+    assert rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
+    text = next(c.source for c in nbformat.read(copy, as_version=4).cells
+                if rn.HEADER_TIME.search(c.source))
+    assert "The computer needs 13 minutes at the `cpu` profile (" in text
+    assert "while it trained ResNet-20 at 1,234 images/s" in text
+    assert not rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
+    assert rn.duration_words(89.4) == "89 seconds" and rn.duration_words(150) == "2 minutes"
+
+
 # --- notebook 02: the formulation -----------------------------------------------------------
 
 def test_02_quotes_its_own_measurements():

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from resnet_nb import cifar_resnet, load_cifar10
 from resnet_nb.data import MEAN, STD, Batches
 from resnet_nb.provenance import device_name, git_commit
-from resnet_nb.train import autocast_for, lr_at, make_optimizer, recipe, train_one_epoch
+from resnet_nb.train import (autocast_for, grad_scaler, lr_at, make_optimizer, recipe,
+                             train_one_epoch)
 
 BATCH = 128
 
@@ -68,13 +69,15 @@ def time_bare(device, steps):
     opt = make_optimizer(model, cfg)
     x = torch.randn(BATCH, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (BATCH,), device=device)
+    scaler = grad_scaler(device)     # as train_one_epoch: fp16 (e.g. a T4) needs loss scaling
 
     def step():
         with autocast_for(device):
             loss = F.cross_entropy(model(x), y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     for _ in range(3):
         step()
     sync(device)

@@ -329,7 +329,9 @@ def test_two_processes_filling_one_cache_at_once(tmp_path):
             "d = load_cifar10(sys.argv[1], verbose=False); "
             "print(int(d.train.images.long().sum()), int(d.test.labels.sum()))")
     env = {**os.environ, "RESNET_NB_CACHE": str(tmp_path / "shared-cache"),
-           "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+           # the checkout first, then whatever the caller's path holds (mutmut's copy needs it)
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                          os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "c")], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]

@@ -620,18 +620,14 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
                 record.update(test_loss=t["loss"], test_acc=t["acc"])
             record["seconds"] = time.perf_counter() - t0
             _check_numbers(model, optimizer, record)    # only finite epochs are kept
-            history.step_loss.extend(stats["step_loss"])
-            history.epochs.append(record)
-            history.wall_time += record["seconds"]
-            if out is not None:
-                with _saving(out, history):
-                    save_checkpoint(out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg,
-                                    scaler)
-                    history.save(out / HISTORY)
+            _keep_epoch(history, record, stats["step_loss"], out, lambda: save_checkpoint(
+                out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg, scaler))
         history.status = "completed"
     except KeyboardInterrupt:
         history.status = "interrupted"
-        history.message = (f"stopped during epoch {epoch + 1}; the history holds "
+        # A signal held back while epoch k was saved arrives after it: "after epoch k".
+        when = "after" if len(history.epochs) > epoch else "during"
+        history.message = (f"stopped {when} epoch {epoch + 1}; the history holds "
                            f"{len(history.epochs)} finished epoch(s)"
                            + (f"; resume=True continues from the checkpoint in {out.name}/"
                               if out is not None and history.epochs else ""))
@@ -779,19 +775,44 @@ def _check_numbers(model: nn.Module, optimizer, record: dict) -> None:
         raise FloatingPointError(f"{bad} holds NaN or infinite numbers")
 
 
-@contextlib.contextmanager
-def _saving(out: Path, history: History):
-    """Write an epoch's checkpoint and history together: a Ctrl-C or SIGTERM waits until
-    both are written, and a failed write (a full disk) stops the run with SaveFailed; the
-    previous checkpoint stays as it was."""
-    try:
-        with signals_deferred():
-            yield
-    except OSError as e:
+def _keep_epoch(history: History, record: dict, step_loss: list, out: Path | None,
+                save_checkpoint: Callable[[], None]) -> None:
+    """Add a finished epoch to `history` and, with `out`, write its checkpoint and the history.
+
+    The writes belong together: Ctrl-C, SIGTERM or SIGHUP waits until both are written.
+    The history holds the epoch only if its checkpoint was written, so that the two always
+    agree: an interrupt or a failed write takes it out again. A failed write (a full disk)
+    stops the run with SaveFailed; the previous checkpoint stays as it was, and history.json
+    is marked "failed" if it can still be written.
+    """
+    kept = len(history.epochs), len(history.step_loss), history.wall_time
+    with signals_deferred():     # a signal that arrives in here is delivered at its end
+        history.step_loss.extend(step_loss)
+        history.epochs.append(record)
+        history.wall_time += record["seconds"]
+        if out is None:
+            return
+        try:
+            save_checkpoint()
+        except BaseException as e:
+            del history.epochs[kept[0]:], history.step_loss[kept[1]:]
+            history.wall_time = kept[2]
+            if not isinstance(e, OSError):
+                raise
+            failure = e
+        else:
+            try:
+                history.save(out / HISTORY)
+                return
+            except OSError as e:     # the checkpoint holds the epoch: the history keeps it
+                failure = e
         history.status = "failed"
-        history.message = (f"could not save epoch {len(history.epochs)} in {show_path(out)}/ "
-                           f"({reason(e)}). The last checkpoint written there is kept: free some "
-                           "space (or make the folder writable), then resume to continue")
+        history.message = (f"could not save epoch {kept[0] + 1} in {show_path(out)}/ "
+                           f"({reason(failure)}). The last checkpoint written there is kept: "
+                           "free some space (or make the folder writable), then resume to "
+                           "continue")
+        with contextlib.suppress(OSError):     # a few kB may still fit where the checkpoint did not
+            history.save(out / HISTORY)
         raise SaveFailed(history.message, history) from None
 
 

@@ -1,6 +1,5 @@
 """The command line under faults (issue 9): every user error is one line on stderr and exit
 code 2, found before the work where it can be; Ctrl-C, SIGTERM and SIGHUP stop cleanly."""
-import errno
 import json
 import os
 import pickle
@@ -116,17 +115,25 @@ def test_a_truncated_torchvision_batch_is_one_line(tmp_path, capsys):
     assert "batches.meta in torchvision folder" in one_line_error(capsys, rc)
 
 
-def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
-    real_save = torch.save
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch, full_disk):
+    """The disk fills during epoch 2: a real full disk's error (torch.save wraps it in a
+    RuntimeError), one line; epoch 1's checkpoint is kept and the history says so."""
+    import resnet_nb.train as T
+    real_epoch = T.train_one_epoch
 
-    def full(obj, f, *a, **k):
-        if "model" in obj and obj["epoch"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *a, **k)
-    monkeypatch.setattr(torch, "save", full)
-    rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    def epoch(*a, **k):
+        if a[4] > 0:                                   # first_step: epoch 2
+            full_disk.free = 64 * 1024                 # the history fits, the checkpoint not
+        return real_epoch(*a, **k)
+    monkeypatch.setattr(T, "train_one_epoch", epoch)
+    out = tmp_path / "r"
+    rc = train("--out", str(out), "--epochs", "3", *SMALL)
     line = one_line_error(capsys, rc)
     assert "could not save epoch 2" in line and "No space left on device" in line
+    history = json.loads((out / "history.json").read_text())
+    assert history["status"] == "failed" and len(history["epochs"]) == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):

@@ -27,6 +27,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
+def test_a_full_disk_under_torch_save_is_the_disk_error(tmp_path, full_disk):
+    """torch.save turns ENOSPC into `RuntimeError: ... unexpected pos`; atomic_write gives
+    back the OSError, so that `except OSError` sees a full disk."""
+    torch = pytest.importorskip("torch")
+    target = tmp_path / "w.pt"
+    target.write_bytes(b"old")
+    full_disk.free = 4096
+    with pytest.raises(OSError) as info:
+        atomic_write(target, lambda f: torch.save({"w": torch.zeros(10_000)}, f))
+    assert info.value.errno == 28
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["w.pt"]
+
+
 def test_new_files_get_the_usual_mode(tmp_path):
     old = os.umask(0o027)
     try:

@@ -1,6 +1,5 @@
 """Faults in training runs (issue 9): resume on other data or settings, output folders that
 cannot be written or are in use, damaged checkpoints, divergence, full disks, leftovers."""
-import errno
 import json
 import math
 import os
@@ -255,20 +254,19 @@ def test_fit_on_empty_sets_is_refused(tiny):
 
 # --- 6/8. a full disk, two runs on one folder, leftovers --------------------------------------
 
-def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch):
-    real_save = torch.save
-    calls = []
-
-    def save(obj, f, *a, **k):
-        calls.append(1)
-        if len(calls) == 2:                  # the checkpoint of epoch 2
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *a, **k)
-    monkeypatch.setattr(torch, "save", save)
+def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(tiny, tmp_path, full_disk):
+    """The disk fills in epoch 2 (4 steps per epoch): the real error, not torch.save's
+    RuntimeError; the history says "failed" and holds the epoch the checkpoint holds."""
+    def fill(step, loss):
+        if step > 4:
+            full_disk.free = 64 * 1024       # the history (a few kB) fits, the checkpoint not
     with pytest.raises(OSError, match=r"could not save epoch 2 in .*No space left on device.*"
-                                      r"The last checkpoint written there is kept"):
-        run(tiny, tmp_path, recipe("fast", epochs=3, batch_size=64))
+                                      r"The last checkpoint written there is kept") as info:
+        run(tiny, tmp_path, recipe("fast", epochs=3, batch_size=64), on_step=fill)
+    assert info.value.history.status == "failed" and len(info.value.history.epochs) == 1
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    saved = History.load(tmp_path / "history.json")
+    assert saved.status == "failed" and len(saved.epochs) == 1 and len(saved.step_loss) == 4
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == [
         "checkpoint.pt", "history.json"]    # no temporary file left
 

@@ -127,10 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
     # terminal) all stop a run the same way: fit keeps the finished epochs, and --resume
     # continues. Restored at the end, for callers such as tests that run main() in-process.
-    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
-                                                else [])
+    from .files import STOP_SIGNALS     # the same signals that saves hold back
     previous = {}
-    for s in wanted:
+    for s in STOP_SIGNALS:
         try:
             previous[s] = signal.signal(s, _on_signal)
         except ValueError:   # not the main thread: leave the signals alone

@@ -9,7 +9,8 @@
 * `FolderLock`: one process at a time writes a run folder; a second one is refused with
   a line naming the first one's process id.
 * `check_writable`: the places a run will write are tried before the work starts.
-* `signals_deferred`: Ctrl-C or SIGTERM during a group of writes takes effect after it.
+* `signals_deferred`: Ctrl-C, SIGTERM or SIGHUP during a group of writes takes effect
+  after it.
 
 Locks use `fcntl.flock` (Linux, macOS); where it does not exist they are skipped.
 """
@@ -242,13 +243,18 @@ class FolderLock:
         self.release()
 
 
-@contextlib.contextmanager
-def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) and SIGTERM while the block runs, then deliver them.
+#: The signals that stop a run (Ctrl-C, `kill`, a closed terminal), where they exist.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
-    For groups of writes that belong together (a checkpoint and its history): a second
-    Ctrl-C cannot leave one written and the other not. Only the main thread can handle
-    signals; elsewhere the block simply runs.
+
+@contextlib.contextmanager
+def signals_deferred(signums=STOP_SIGNALS) -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT), SIGTERM and SIGHUP while the block runs, then deliver them.
+
+    For groups of writes that belong together (a checkpoint and its history): a signal,
+    or a second Ctrl-C, cannot leave one written and the other not. Only the main thread
+    can handle signals; elsewhere the block simply runs.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -181,6 +181,28 @@ def test_a_closed_terminal_stops_like_ctrl_c(tmp_path, capsys, monkeypatch):
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL      # restored after main()
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_a_closed_terminal_while_saving_waits_for_the_save(tmp_path, capsys, monkeypatch):
+    """SIGHUP while epoch 2's checkpoint is written: it takes effect once the checkpoint and
+    the history are both written, and the two agree."""
+    import resnet_nb.train as T
+    real_save = T.save_checkpoint
+
+    def save(path, model, optimizer, epoch, *a, **k):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.5)                            # the handler runs before this ends
+        return real_save(path, model, optimizer, epoch, *a, **k)
+    monkeypatch.setattr(T, "save_checkpoint", save)
+    out = tmp_path / "r"
+    rc = train("--out", str(out), "--epochs", "3", *SMALL)
+    assert "stopped by SIGHUP" in one_line_error(capsys, rc, code=129)
+    history = json.loads((out / "history.json").read_text())
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert history["status"] == "interrupted" and len(history["epochs"]) == state["epoch"] == 2
+    assert "stopped after epoch 2; the history holds 2 finished epoch(s)" in history["message"]
+
+
 def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path / "empty"))

@@ -257,6 +257,30 @@ def test_a_full_disk_while_caching_keeps_the_data_and_says_so(tmp_path, full_dis
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []    # no half file, no temp
 
 
+def test_a_class_deleted_after_caching_is_refused_not_read_from_the_cache(tmp_path):
+    make_folder(tmp_path / "c")
+    load_cifar10(tmp_path / "c", verbose=False)              # cached
+    for split in ("train", "test"):
+        for f in (tmp_path / "c" / split / "cat").iterdir():
+            f.unlink()
+        (tmp_path / "c" / split / "cat").rmdir()
+    with pytest.raises(DataError, match="train/ lacks cat; test/ lacks cat"):
+        load_cifar10(tmp_path / "c", verbose=False)
+
+
+def test_an_image_replaced_after_caching_is_decoded_again(tmp_path, capsys):
+    truth = make_folder(tmp_path / "c")
+    load_cifar10(tmp_path / "c", verbose=False)              # cached
+    new = np.full((32, 32, 3), 7, dtype=np.uint8)
+    image = tmp_path / "c" / "train" / "dog" / "0001.png"
+    stamp = image.stat().st_mtime_ns
+    Image.fromarray(new).save(image)
+    os.utime(image, ns=(stamp, stamp + 10**9))       # file systems with coarse times
+    truth["train/dog/0001.png"] = new
+    check_is(load_cifar10(tmp_path / "c"), truth)
+    assert "decoded cache" not in capsys.readouterr().out
+
+
 def test_a_download_into_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path,
                                                                           monkeypatch):
     import torchvision

@@ -491,7 +491,8 @@ def collect(out: Path, set_name: str) -> dict[str, Measured]:
         m.wall_times.append(h.wall_time)
         speeds = [e["images_per_second"] for e in h.epochs if "images_per_second" in e]
         m.images_per_second.append(statistics.median(speeds) if speeds else 0.0)
-        m.devices.add(h.provenance.get("device", "?"))
+        for sitting in h.provenance.get("sittings") or [h.provenance]:   # each resume's too
+            m.devices.add(sitting.get("device", "?"))
         m.budgets.add(f"{h.config['epochs']} epochs x "
                       f"{h.provenance.get('train_images', h.steps_per_epoch * h.config['batch_size']):,} images")
     return found

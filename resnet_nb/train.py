@@ -564,6 +564,11 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     `augment=False` trains on the images as they are (no crop, no flip); `mean`, `std`: the
     per-channel statistics every batch is standardised with (default: CIFAR-10's). Both go
     into the history's provenance.
+
+    `history.provenance` describes the run's first sitting (with `provenance`'s entries:
+    device, commit, date ...); `provenance["sittings"]` lists every sitting, its first epoch,
+    device, precision, compile mode, commit, versions and date, so that a run resumed on
+    another machine or in another precision says so.
     """
     say = print if verbose else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
@@ -589,6 +594,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
                                   "compile": compile or "off", "augment": augment,
                                   "input_mean": list(mean), "input_std": list(std)},
                       data=data.record())
+    history.provenance["sittings"] = [_sitting(history.provenance, first_epoch=1)]
     out = Path(out_dir) if out_dir is not None else None
     # Checks the folder and locks it for this process (released below, in `finally`).
     lock, start_epoch, history = _open_run(out, resume, model, optimizer, cfg, device, history,
@@ -679,13 +685,46 @@ def _open_run(out: Path | None, resume: bool, model: nn.Module, optimizer, cfg: 
         if not (out / CHECKPOINT).exists():
             say(f"no checkpoint in {out.name}/ yet: starting from the beginning")
             return lock, 0, history
-        start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
-                                        history.data, say, scaler)
+        start_epoch, restored = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
+                                         history.data, say, scaler)
+        _add_sitting(restored, history.provenance, start_epoch + 1, say,
+                     f"the run in {show_path(out)}/")
+        history = restored
         say(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
         return lock, start_epoch, history
     except BaseException:
         lock.release()
         raise
+
+
+#: What each sitting of a run (its start, and each resume) records: where and how it ran.
+SITTING_KEYS = ("date", "device", "platform", "precision", "compile", "git_commit", "versions",
+                "data_source", "command")
+
+
+def _sitting(provenance: dict, first_epoch: int) -> dict:
+    """One sitting's record: its first epoch (1-based) and the SITTING_KEYS of `provenance`."""
+    return {"first_epoch": first_epoch,
+            **{k: provenance[k] for k in SITTING_KEYS if k in provenance}}
+
+
+def _add_sitting(saved: History, now: dict, first_epoch: int, say, where: str) -> None:
+    """Record a resumed sitting in `saved.provenance["sittings"]`, and say so when it computes
+    in another precision or compile mode than the sitting before (allowed: a run started on
+    a GPU may go on on a CPU, but the history must not claim one arithmetic for all epochs).
+
+    The top-level provenance stays the first sitting's; histories written before sittings
+    were recorded get their first sitting from it.
+    """
+    sittings = list(saved.provenance.get("sittings") or [_sitting(saved.provenance, 1)])
+    last = sittings[-1]
+    changed = [f"{k} {last[k]!r} until epoch {first_epoch - 1}, {now[k]!r} from epoch "
+               f"{first_epoch}" for k in ("precision", "compile")
+               if k in now and k in last and last[k] != now[k]]
+    if changed:
+        say(f"note: {where} goes on in other arithmetic ({'; '.join(changed)}); its "
+            "history records each sitting (provenance['sittings'])")
+    saved.provenance = {**saved.provenance, "sittings": [*sittings, _sitting(now, first_epoch)]}
 
 
 def _differences(saved: dict, now: dict) -> list[str]:

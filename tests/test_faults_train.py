@@ -66,6 +66,45 @@ def test_resume_with_the_same_images_from_another_path_is_accepted(tiny, tmp_pat
     assert h.status == "completed" and h.step_loss == straight.step_loss
 
 
+def test_a_resumed_run_records_each_sitting(tiny, tmp_path, capsys):
+    """Stopped in epoch 2 on one machine, resumed on another: the history says where each
+    epoch was computed, not only where the run started."""
+    cfg = recipe("fast", epochs=3, batch_size=64)
+
+    def stop_in_epoch_2(step, loss):
+        if step == 5:
+            raise KeyboardInterrupt
+    first = {"device": "cuda: NVIDIA T4", "git_commit": "aaa", "date": "2026-01-01"}
+    run(tiny, tmp_path, cfg, on_step=stop_in_epoch_2, provenance=first)
+    second = {"device": "cpu: x86_64, 2 threads", "git_commit": "bbb", "date": "2026-01-02"}
+    h = run(tiny, tmp_path, cfg, resume=True, provenance=second)
+    assert h.status == "completed" and len(h.epochs) == 3
+    sittings = h.provenance["sittings"]
+    assert [(s["first_epoch"], s["device"], s["git_commit"], s["date"]) for s in sittings] == [
+        (1, "cuda: NVIDIA T4", "aaa", "2026-01-01"), (2, "cpu: x86_64, 2 threads", "bbb",
+                                                      "2026-01-02")]
+    assert all(s["precision"] == "fp32" and s["compile"] == "off" for s in sittings)
+    assert h.provenance["device"] == "cuda: NVIDIA T4"          # the first sitting's
+    assert History.load(tmp_path / "history.json").provenance["sittings"] == sittings
+
+
+def test_a_resume_in_other_arithmetic_is_said_and_recorded():
+    """A run started in bf16 on a GPU goes on in fp32 on a CPU: allowed, but not silently."""
+    from resnet_nb.train import _add_sitting
+    saved = History(provenance={"device": "cuda: NVIDIA H100", "precision": "bf16",
+                                "compile": "off"})              # an older history: no sittings
+    said = []
+    _add_sitting(saved, {"device": "cpu", "precision": "fp32", "compile": "off"}, 5,
+                 said.append, "the run in r/")
+    assert said == ["note: the run in r/ goes on in other arithmetic (precision 'bf16' until "
+                    "epoch 4, 'fp32' from epoch 5); its history records each sitting "
+                    "(provenance['sittings'])"]
+    assert saved.provenance["sittings"] == [
+        {"first_epoch": 1, "device": "cuda: NVIDIA H100", "precision": "bf16", "compile": "off"},
+        {"first_epoch": 5, "device": "cpu", "precision": "fp32", "compile": "off"}]
+    assert saved.provenance["precision"] == "bf16"
+
+
 def test_resume_refusal_names_only_the_settings_that_differ(tiny, tmp_path):
     run(tiny, tmp_path)
     with pytest.raises(ValueError) as info:

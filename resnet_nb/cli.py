@@ -175,7 +175,7 @@ def _user_error(e: Exception) -> str | None:
 def _info() -> int:
     """Print versions, device, profile, data source and cache; exit 2 if one is unusable."""
     import torch
-    from .data import DataError, default_cache_dir, describe_source
+    from .data import DataError, check_source, default_cache_dir
     from .profiles import get_profile
     from .provenance import device_name, git_commit, versions
     from .train import pick_device
@@ -192,9 +192,7 @@ def _info() -> int:
         profile = f"PROBLEM: {e}"
     print(f"{'profile':<12}{profile}")
     try:
-        data = describe_source()
-        if "(MISSING" in data:
-            problems.append("data")
+        data = check_source()       # class folders and archive members, without decoding
     except DataError as e:
         problems.append("data")
         data = f"PROBLEM: {e}"

@@ -174,6 +174,33 @@ def describe_source(source: str | os.PathLike | None = None) -> str:
     return f"{_kind_of(path)} {_show(path)}"
 
 
+def check_source(source: str | os.PathLike | None = None) -> str:
+    """describe_source, after the checks that need no decoding; DataError if one fails.
+
+    An image folder: its class folders are listed and must be CIFAR-10's ten. An archive:
+    its member names are read (so a truncated archive fails here) and must hold one copy
+    of the image folder or of torchvision's batches. Images are not decoded (the load
+    checks them). For `python -m resnet_nb info`.
+    """
+    text = describe_source(source)
+    if "(MISSING" in text:
+        raise DataError(f"no CIFAR-10 copy at {_source_spec(source)!r}. {HOW_TO_POINT}")
+    spec = _source_spec(source)
+    if spec in ("torchvision", "synthetic"):
+        return text
+    path = Path(spec).expanduser()
+    kind = _kind_of(path)
+    label = f"{kind} {_show(path)}"
+    if kind == "image folder":
+        root = _find_image_root(path)
+        _check_classes({split: {p.name for p in (root / split).iterdir()
+                                if p.is_dir() and _visible(p.name)}
+                        for split in ("train", "test")}, label)
+    elif kind == "archive":
+        _read_archive(path, label, names_only=True)
+    return text
+
+
 def _source_spec(source) -> str:
     if source is None:
         source = os.environ.get("RESNET_NB_DATA") or "torchvision"
@@ -572,8 +599,12 @@ def _read_image_folder(root: Path, label: str) -> CifarData:
     return _assemble(items, label)
 
 
-def _read_archive(path: Path, label: str) -> CifarData:
-    """Read an image-folder or torchvision archive member by member, without unpacking it."""
+def _read_archive(path: Path, label: str, names_only: bool = False) -> CifarData | None:
+    """Read an image-folder or torchvision archive member by member, without unpacking it.
+
+    `names_only`: read only the member names, run the checks that need no more, and
+    return None (a truncated archive still fails: its names are read to the end).
+    """
     items: dict[str, list[tuple[str, str, bytes]]] = {"train": [], "test": []}
     found: dict[str, set[str]] = {"train": set(), "test": set()}
     roots: dict[tuple[str, ...], int] = {}     # folder holding train/ and test/ -> images
@@ -594,7 +625,11 @@ def _read_archive(path: Path, label: str) -> CifarData:
                         raise DataError(f"the archive {_show(path)} holds {base} twice: two "
                                         "copies of the data set? Keep one.")
                     what = f"{member.name} in {label}"
-                    if base == "batches.meta":
+                    if names_only:
+                        tv_meta = tv_meta or base == "batches.meta"
+                        if base != "batches.meta":
+                            tv_batches[base] = None
+                    elif base == "batches.meta":
                         _tv_classes(tar.extractfile(member), what)
                         tv_meta = True
                     else:
@@ -609,7 +644,8 @@ def _read_archive(path: Path, label: str) -> CifarData:
                     names.add(name)
                     roots[parts[:-3]] = roots.get(parts[:-3], 0) + 1
                     found[split].add(cls)
-                    items[split].append((cls, name, tar.extractfile(member).read()))
+                    if not names_only:
+                        items[split].append((cls, name, tar.extractfile(member).read()))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
         raise DataError(f"the archive {_show(path)} is damaged or truncated "
                         f"({type(e).__name__}: {e}). Get a fresh copy; nothing was cached "
@@ -627,8 +663,10 @@ def _read_archive(path: Path, label: str) -> CifarData:
         if missing:
             raise DataError(f"the archive {_show(path)} lacks {missing}: it is incomplete. "
                             "Get a fresh copy.")
-        return _tv_data(tv_batches, label)
+        return None if names_only else _tv_data(tv_batches, label)
     _check_classes(found, label)
+    if names_only:
+        return None
     # Archive order is arbitrary; sort by class (stably) so every load gives the same arrays.
     for split in items:
         items[split].sort(key=lambda t: t[0])

@@ -215,6 +215,33 @@ def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatc
     assert any(line.startswith("cache") for line in captured.out.splitlines())   # went on
 
 
+def info_data_line(capsys, monkeypatch, source):
+    monkeypatch.setenv("RESNET_NB_DATA", str(source))
+    monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
+    rc = main(["info"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return rc, next(line for line in captured.out.splitlines() if line.startswith("data"))
+
+
+def test_info_reports_a_folder_missing_a_class(tmp_path, capsys, monkeypatch):
+    from test_faults_data import CLASSES, make_folder
+    make_folder(tmp_path / "c", n_train=1, n_test=1, classes=[c for c in CLASSES if c != "cat"])
+    rc, line = info_data_line(capsys, monkeypatch, tmp_path / "c")
+    assert rc == 2 and "PROBLEM" in line and "train/ lacks cat; test/ lacks cat" in line
+
+
+def test_info_reports_a_truncated_archive(tmp_path, capsys, monkeypatch):
+    from test_faults_data import make_folder, tar_of
+    make_folder(tmp_path / "c", n_train=3, n_test=1)
+    archive = tar_of(tmp_path / "c", "cifar", tmp_path / "c.tar.gz")
+    good, = info_data_line(capsys, monkeypatch, archive)[1:]
+    assert "PROBLEM" not in good and "archive" in good
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    rc, line = info_data_line(capsys, monkeypatch, archive)
+    assert rc == 2 and "PROBLEM" in line and "damaged or truncated" in line
+
+
 HOLD_LOCK = """
 import fcntl, os, sys, time
 os.makedirs(sys.argv[1], exist_ok=True)

@@ -2,6 +2,8 @@
 
 Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
 to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
+With RESNET_NB_DEBUG=1 a user error shows its whole traceback instead of its one line
+(for telling a real bug that raised a ValueError from a user's mistake).
 """
 from __future__ import annotations
 
@@ -150,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + int(signum)
     except Exception as e:
         message = _user_error(e)
-        if message is None:
-            raise             # a bug: the traceback is for us
+        if message is None or _debugging():
+            raise             # a bug, or asked for: the traceback is for us
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _debugging() -> bool:
+    """RESNET_NB_DEBUG is set (to anything but 0, false or nothing)."""
+    import os
+    return os.environ.get("RESNET_NB_DEBUG", "").strip().lower() not in ("", "0", "false")
 
 
 def _user_error(e: Exception) -> str | None:

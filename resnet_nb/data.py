@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import numbers
 import os
 import pickle
+import re
 import tarfile
 import zlib
 from dataclasses import dataclass, replace
@@ -61,6 +63,11 @@ HOW_TO_POINT = ("Point RESNET_NB_DATA (or the `source` argument, or --data) at a
                 "of CIFAR-10: torchvision's 'cifar-10-batches-py' folder or its "
                 "cifar-10-python.tar.gz, or an image folder train/<class>/*, test/<class>/* "
                 "or a .tar.gz of one.")
+
+
+def _is_int(value) -> bool:
+    """An integer (numpy's too), not a bool and not 2.5: sizes are counted, not measured."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class DataError(RuntimeError):
@@ -98,9 +105,9 @@ class CifarData:
 
         Choose hyperparameters on `val`; keep `test` for the final report.
         """
-        if not 0 < size < len(self.train):
-            raise ValueError(f"validation size must be between 1 and {len(self.train) - 1}, "
-                             f"got {size}")
+        if not (_is_int(size) and 0 < size < len(self.train)):
+            raise ValueError(f"validation size must be an integer from 1 to "
+                             f"{len(self.train) - 1}, got {size!r}")
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
         return replace(self, train=self.train.take(order[size:]),
                        val=self.train.take(order[:size]), val_seed=seed)
@@ -113,13 +120,15 @@ class CifarData:
         stored class by class: draw a random sample (or use Batches, which
         shuffles) rather than slicing the first n images.
         """
+        for name, n in (("train", train), ("test", test)):
+            if n is not None and not (_is_int(n) and n > 0):
+                raise ValueError(f"subset {name} size must be a positive integer (or None: "
+                                 f"all), got {n!r}")
         g = torch.Generator().manual_seed(seed)
 
         def pick(s: ImageSet | None, n: int | None) -> ImageSet | None:
             if s is None or n is None or n >= len(s):
                 return s
-            if n <= 0:
-                raise ValueError(f"subset sizes must be positive, got {n}")
             return s.take(torch.randperm(len(s), generator=g)[:n].sort().values)
 
         return replace(self, train=pick(self.train, train), test=pick(self.test, test),
@@ -536,14 +545,17 @@ def _find_image_root(path: Path) -> Path | None:
 
 
 def _decode(raw: bytes, name: str) -> torch.Tensor:
+    """One image file's bytes -> (3, 32, 32) uint8; `name` says which file of which copy."""
     from PIL import Image
     import numpy as np
     try:
         with Image.open(io.BytesIO(raw)) as im:
             arr = np.asarray(im.convert("RGB"))
     except Exception as e:
-        raise DataError(f"cannot decode image {name} ({e}); the copy is damaged: get a fresh "
-                        "copy, or remove that file") from None
+        # PIL names the in-memory file, "<_io.BytesIO object at 0x7f...>": noise here.
+        why = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", _why(e))
+        raise DataError(f"cannot decode image {name} ({why}); the copy is damaged: get a "
+                        "fresh copy, or remove that file") from None
     if arr.shape != (32, 32, 3):
         raise DataError(f"image {name} is {arr.shape[1]}x{arr.shape[0]}, not 32x32: "
                         "is this CIFAR-10?")
@@ -580,7 +592,7 @@ def _assemble(items: dict[str, list[tuple[str, str, bytes]]], label: str) -> Cif
         if empty:
             raise DataError(f"{label}: {', '.join(f'{split}/{c}/' for c in empty)} "
                             f"hold(s) no images. {HOW_TO_POINT}")
-        images = torch.stack([_decode(raw, name) for _, name, raw in triples])
+        images = torch.stack([_decode(raw, f"{name} in {label}") for _, name, raw in triples])
         labels = torch.tensor([index[c] for c, _, _ in triples], dtype=torch.int64)
         sets[split] = ImageSet(images, labels)
     return CifarData(sets["train"], sets["test"], source=label)
@@ -752,8 +764,8 @@ class Batches:
                  device: str | torch.device = "cpu", seed: int = 0,
                  memory_format: torch.memory_format = torch.channels_last,
                  augment: bool | None = None, mean=MEAN, std=STD):
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not (_is_int(batch_size) and batch_size > 0):
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)
         self.batch_size, self.train, self.seed = batch_size, train, seed

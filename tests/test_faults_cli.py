@@ -47,6 +47,26 @@ def test_a_device_that_is_not_here_is_one_line(device, needle, tmp_path, capsys,
     assert not (tmp_path / "r").exists()      # refused before anything was written
 
 
+def test_resnet_nb_debug_shows_the_traceback_of_a_user_error(tmp_path, capsys, monkeypatch):
+    """A ValueError may be a bug: RESNET_NB_DEBUG=1 shows where it was raised."""
+    monkeypatch.setenv("RESNET_NB_DEBUG", "1")
+    with pytest.raises(ValueError, match="device must be cpu, cuda, cuda:N or mps"):
+        train("--device", "nonsense", "--out", str(tmp_path / "r"), *SMALL)
+    monkeypatch.setenv("RESNET_NB_DEBUG", "0")
+    rc = train("--device", "nonsense", "--out", str(tmp_path / "r"), *SMALL)
+    assert "device must be" in one_line_error(capsys, rc)
+
+
+def test_resume_with_another_network_is_one_line_naming_it(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert train("--out", out, "--epochs", "1", *SMALL) == 0
+    capsys.readouterr()
+    rc = train("--out", out, "--epochs", "1", "--resume", *SMALL, "--depth", "14")
+    line = one_line_error(capsys, rc)
+    assert "is for another network: depth: 8 in the checkpoint, 14 now" in line
+    assert "{" not in line                               # not the whole config
+
+
 def test_device_names_in_capitals_are_understood(tmp_path, capsys):
     rc = train("--device", "CPU", "--out", str(tmp_path / "r"), "--epochs", "1", *SMALL)
     assert rc == 0 and "device cpu" in capsys.readouterr().out

@@ -284,12 +284,9 @@ def _train(args, state: dict) -> int:
     return 128 + int(signum)
 
 def _reproduce(args, argv: list[str]) -> int:
-    import datetime as dt
     import os
-    import time
-    from .provenance import device_name
-    from .reproduce import (finish_set, get_set, pending_runs, record_set, run_specs,
-                            speed_table, summary_table, with_budget, write_manifest)
+    from .files import FolderLock, check_writable, remove_leftovers
+    from .reproduce import WEIGHTS, get_set, speed_table, summary_table, with_budget
     from .train import pick_device
 
     out = Path(args.out)
@@ -322,6 +319,10 @@ def _reproduce(args, argv: list[str]) -> int:
     command = os.environ.get("RESNET_NB_REPRODUCE_COMMAND") or " ".join(
         ["python -m resnet_nb", *argv])
 
+    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
+    what = "the output folder (--out)"
+    check_writable(out, what)               # before the data are loaded
+
     if args.only:       # a child process: one run
         from .data import load_cifar10
         from .reproduce import train_run
@@ -334,7 +335,22 @@ def _reproduce(args, argv: list[str]) -> int:
                       precision=args.precision, compile=args.compile, command=command)
         return 0 if h.status == "completed" else 130
 
-    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
+    # One reproduce command at a time writes `out` (its set records and manifest); each run
+    # folder is locked by its own fit, in this process or in a child.
+    with FolderLock(out, what):
+        for folder in (out, out / WEIGHTS, *(out / rset.name for rset in sets)):
+            remove_leftovers(folder, min_age_s=0)     # ours: we hold the lock
+        return _reproduce_runs(args, out, sets, specs, device, child_args, command)
+
+
+def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -> int:
+    """Train the pending runs of `sets`, then store and record them (see _reproduce)."""
+    import datetime as dt
+    import os
+    import time
+    from .provenance import device_name
+    from .reproduce import finish_set, pending_runs, record_set, run_specs, write_manifest
+
     # Seed by seed: every set's first seed before any set's second one.
     todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
                   key=lambda pair: pair[1].seed)

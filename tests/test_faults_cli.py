@@ -330,3 +330,43 @@ def test_a_signal_during_training_stops_cleanly(signum, code, tmp_path):
     if signum == signal.SIGTERM:
         assert history["status"] == "interrupted"
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+# --- reproduce follows the same rules ---------------------------------------------------------
+
+REPRODUCE = ["reproduce", "fig6", "--depths", "20", "--epochs", "1", "--train-size", "128",
+             "--test-size", "64", "--device", "cpu"]
+
+
+def test_reproduce_checks_its_output_folder_before_loading_data(tmp_path, capsys):
+    (tmp_path / "out").write_text("a file")
+    rc = main([*REPRODUCE, "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nowhere")])
+    assert "output folder (--out) .../" in one_line_error(capsys, rc)      # not the data
+
+
+def test_a_second_reproduce_on_the_same_output_folder_is_one_line(tmp_path, capsys):
+    from resnet_nb.files import FolderLock
+    (tmp_path / "ref").mkdir()
+    with FolderLock(tmp_path / "ref"):
+        rc = main([*REPRODUCE, "--out", str(tmp_path / "ref"), "--data", "synthetic"])
+    line = one_line_error(capsys, rc)
+    assert f"another process (pid {os.getpid()}) is writing the output folder (--out)" in line
+    assert not (tmp_path / "ref" / "fig6").exists()            # refused before any work
+
+
+def test_reproduce_writes_its_records_atomically(tmp_path, full_disk):
+    """A manifest, set record, history or weight file whose write fails keeps the old one."""
+    from resnet_nb import reproduce as R
+    (tmp_path / "fig6" / "r").mkdir(parents=True)
+    (tmp_path / "fig6" / "r" / "history.json").write_text("{}")
+    R.write_manifest(tmp_path)
+    before = (tmp_path / R.MANIFEST).read_bytes()
+    (tmp_path / "fig6" / "r" / "history.json").write_text('{"more": 1}')
+    full_disk.free = 16
+    with pytest.raises(OSError):
+        R.write_manifest(tmp_path)
+    with pytest.raises(OSError):
+        R._save(tmp_path / "weights" / "w.pt", {"w": torch.zeros(100)})
+    assert (tmp_path / R.MANIFEST).read_bytes() == before
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == [R.MANIFEST, "fig6/r/history.json"]   # no temporary file

@@ -825,12 +825,16 @@ def _keep_epoch(history: History, record: dict, step_loss: list, out: Path | Non
     is marked "failed" if it can still be written.
     """
     kept = len(history.epochs), len(history.step_loss), history.wall_time
-    with signals_deferred():     # a signal that arrives in here is delivered at its end
+
+    def add() -> None:
         history.step_loss.extend(step_loss)
         history.epochs.append(record)
         history.wall_time += record["seconds"]
-        if out is None:
-            return
+    if out is None:
+        add()
+        return
+    with signals_deferred():     # a signal that arrives in here is delivered at its end
+        add()
         try:
             save_checkpoint()
         except BaseException as e:

@@ -106,7 +106,7 @@ class CifarData:
         Choose hyperparameters on `val`; keep `test` for the final report.
         """
         if not (_is_int(size) and 0 < size < len(self.train)):
-            raise ValueError(f"validation size must be an integer from 1 to "
+            raise ValueError(f"validation size must be an integer between 1 and "
                              f"{len(self.train) - 1}, got {size!r}")
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
         return replace(self, train=self.train.take(order[size:]),

@@ -69,7 +69,7 @@ def test_a_bad_profile_name_blames_the_argument_not_the_variable(monkeypatch):
     (lambda d: d.subset(train=2.5), "subset train size must be a positive integer (or None: "
                                     "all), got 2.5"),
     (lambda d: d.subset(test=0), "subset test size must be a positive integer"),
-    (lambda d: d.split_validation(2.5), "validation size must be an integer from 1 to 99, "
+    (lambda d: d.split_validation(2.5), "validation size must be an integer between 1 and 99, "
                                         "got 2.5"),
 ])
 def test_sizes_of_data_must_be_whole_numbers(call, needle):

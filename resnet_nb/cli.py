@@ -2,6 +2,8 @@
 
 Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
 to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
+With RESNET_NB_DEBUG=1 a user error shows its whole traceback instead of its one line
+(for telling a real bug that raised a ValueError from a user's mistake).
 """
 from __future__ import annotations
 
@@ -127,10 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     # Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
     # terminal) all stop a run the same way: fit keeps the finished epochs, and --resume
     # continues. Restored at the end, for callers such as tests that run main() in-process.
-    wanted = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP")
-                                                else [])
+    from .files import STOP_SIGNALS     # the same signals that saves hold back
     previous = {}
-    for s in wanted:
+    for s in STOP_SIGNALS:
         try:
             previous[s] = signal.signal(s, _on_signal)
         except ValueError:   # not the main thread: leave the signals alone
@@ -151,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + int(signum)
     except Exception as e:
         message = _user_error(e)
-        if message is None:
-            raise             # a bug: the traceback is for us
+        if message is None or _debugging():
+            raise             # a bug, or asked for: the traceback is for us
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _debugging() -> bool:
+    """RESNET_NB_DEBUG is set (to anything but 0, false or nothing)."""
+    import os
+    return os.environ.get("RESNET_NB_DEBUG", "").strip().lower() not in ("", "0", "false")
 
 
 def _user_error(e: Exception) -> str | None:
@@ -176,7 +183,7 @@ def _user_error(e: Exception) -> str | None:
 def _info() -> int:
     """Print versions, device, profile, data source and cache; exit 2 if one is unusable."""
     import torch
-    from .data import DataError, default_cache_dir, describe_source
+    from .data import DataError, check_source, default_cache_dir
     from .profiles import get_profile
     from .provenance import device_name, git_commit, versions
     from .train import pick_device
@@ -193,9 +200,7 @@ def _info() -> int:
         profile = f"PROBLEM: {e}"
     print(f"{'profile':<12}{profile}")
     try:
-        data = describe_source()
-        if "(MISSING" in data:
-            problems.append("data")
+        data = check_source()       # class folders and archive members, without decoding
     except DataError as e:
         problems.append("data")
         data = f"PROBLEM: {e}"
@@ -279,12 +284,9 @@ def _train(args, state: dict) -> int:
     return 128 + int(signum)
 
 def _reproduce(args, argv: list[str]) -> int:
-    import datetime as dt
     import os
-    import time
-    from .provenance import device_name
-    from .reproduce import (finish_set, get_set, pending_runs, record_set, run_specs,
-                            speed_table, summary_table, with_budget, write_manifest)
+    from .files import FolderLock, check_writable, remove_leftovers
+    from .reproduce import WEIGHTS, get_set, speed_table, summary_table, with_budget
     from .train import pick_device
 
     out = Path(args.out)
@@ -317,6 +319,10 @@ def _reproduce(args, argv: list[str]) -> int:
     command = os.environ.get("RESNET_NB_REPRODUCE_COMMAND") or " ".join(
         ["python -m resnet_nb", *argv])
 
+    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
+    what = "the output folder (--out)"
+    check_writable(out, what)               # before the data are loaded
+
     if args.only:       # a child process: one run
         from .data import load_cifar10
         from .reproduce import train_run
@@ -329,7 +335,22 @@ def _reproduce(args, argv: list[str]) -> int:
                       precision=args.precision, compile=args.compile, command=command)
         return 0 if h.status == "completed" else 130
 
-    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
+    # One reproduce command at a time writes `out` (its set records and manifest); each run
+    # folder is locked by its own fit, in this process or in a child.
+    with FolderLock(out, what):
+        for folder in (out, out / WEIGHTS, *(out / rset.name for rset in sets)):
+            remove_leftovers(folder, min_age_s=0)     # ours: we hold the lock
+        return _reproduce_runs(args, out, sets, specs, device, child_args, command)
+
+
+def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -> int:
+    """Train the pending runs of `sets`, then store and record them (see _reproduce)."""
+    import datetime as dt
+    import os
+    import time
+    from .provenance import device_name
+    from .reproduce import finish_set, pending_runs, record_set, run_specs, write_manifest
+
     # Seed by seed: every set's first seed before any set's second one.
     todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
                   key=lambda pair: pair[1].seed)

@@ -9,7 +9,8 @@
 * `FolderLock`: one process at a time writes a run folder; a second one is refused with
   a line naming the first one's process id.
 * `check_writable`: the places a run will write are tried before the work starts.
-* `signals_deferred`: Ctrl-C or SIGTERM during a group of writes takes effect after it.
+* `signals_deferred`: Ctrl-C, SIGTERM or SIGHUP during a group of writes takes effect
+  after it.
 
 Locks use `fcntl.flock` (Linux, macOS); where it does not exist they are skipped.
 """
@@ -74,6 +75,18 @@ def new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+def os_error_in(e: BaseException) -> OSError | None:
+    """`e` if it is an OSError, else the first OSError it was raised from or while handling
+    (`__cause__`, `__context__`), else None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
 def _try_lock(fd: int) -> bool:
     """Take an exclusive lock on `fd` without waiting; True if taken (or no locks here)."""
     if fcntl is None:
@@ -90,18 +103,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
     The temporary file is locked while it is written, which tells `remove_leftovers` that
     its writer is alive. On any error (a full disk, an interrupt) it is removed and `path`
-    keeps its previous content.
+    keeps its previous content. An OSError of the file (ENOSPC: a full disk) comes out as
+    that OSError even where `write` wrapped it in another exception: torch.save turns it
+    into `RuntimeError: [enforce fail at inline_container.cc] unexpected pos ...`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.")
     try:
         _try_lock(fd)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-            os.chmod(tmp, new_file_mode())
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+                os.chmod(tmp, new_file_mode())
+        except Exception as e:
+            cause = os_error_in(e)
+            if cause is None or cause is e:
+                raise
+            raise cause from None
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -222,13 +243,18 @@ class FolderLock:
         self.release()
 
 
-@contextlib.contextmanager
-def signals_deferred(signums=(signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT) and SIGTERM while the block runs, then deliver them.
+#: The signals that stop a run (Ctrl-C, `kill`, a closed terminal), where they exist.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
-    For groups of writes that belong together (a checkpoint and its history): a second
-    Ctrl-C cannot leave one written and the other not. Only the main thread can handle
-    signals; elsewhere the block simply runs.
+
+@contextlib.contextmanager
+def signals_deferred(signums=STOP_SIGNALS) -> Iterator[None]:
+    """Hold back Ctrl-C (SIGINT), SIGTERM and SIGHUP while the block runs, then deliver them.
+
+    For groups of writes that belong together (a checkpoint and its history): a signal,
+    or a second Ctrl-C, cannot leave one written and the other not. Only the main thread
+    can handle signals; elsewhere the block simply runs.
     """
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -20,6 +20,10 @@ N runs train at once in separate processes (one GPU is rarely filled by one smal
 network). After a set, the trained weights it exports (fig6: plain-20/56 and ResNet-20/56
 of the first seed) are written to <out>/weights/ in half precision, and <out>/MANIFEST.json
 lists the sha256 of every stored file; `resnet_nb.reference` reads them back.
+
+Every file is written atomically (files.atomic_write: a kill leaves the old file or the new
+one), one reproduce command at a time may write <out> (a lock, as `fit` takes on each run
+folder), and <out> is checked to be writable before any data are loaded.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from pathlib import Path
 
 import torch
 
+from .files import atomic_write
 from .models import ResNetConfig, cifar_resnet
 from .train import CHECKPOINT, HISTORY, History, TrainConfig, recipe
 
@@ -332,12 +337,21 @@ def export_weights(rset: ReferenceSet, spec: RunSpec, out: Path) -> Path | None:
     state = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=True)
     history = History.load(folder / HISTORY)
     path = weights_path(out, rset.name, spec.network, spec.seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model_config": state["model_config"],
-                "state_dict": compact_state_dict(state["model"]),
-                "dtype": "float16, batch-norm running statistics float32", "set": rset.name,
-                "run": spec.run_id, "test_acc": history.last("test_acc")}, path)
+    _save(path, {"model_config": state["model_config"],
+                 "state_dict": compact_state_dict(state["model"]),
+                 "dtype": "float16, batch-norm running statistics float32", "set": rset.name,
+                 "run": spec.run_id, "test_acc": history.last("test_acc")})
     return path
+
+
+def _save(path: Path, obj) -> None:
+    """torch.save, atomically (files.atomic_write): a kill leaves the old file or the new."""
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def _write_json(path: Path, obj, **dumps) -> None:
+    """JSON and a final newline, atomically (files.atomic_write)."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, **dumps) + "\n").encode()))
 
 
 def repair_running_statistics(path: Path, train: "ImageSet", images: int = 5000,
@@ -380,7 +394,7 @@ def repair_running_statistics(path: Path, train: "ImageSet", images: int = 5000,
     stored["state_dict"] = compact_state_dict(model.state_dict())
     stored["dtype"] = "float16, batch-norm running statistics float32"
     stored["repaired"] = record
-    torch.save(stored, path)
+    _save(path, stored)
     return record
 
 
@@ -404,7 +418,7 @@ def write_manifest(out: Path) -> dict:
                                                    "sha256": sha256(path)}
     manifest = {"note": "resnet-nb reference runs; `resnet_nb.reference` checks every file it "
                         "reads against these sums", "files": files}
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    _write_json(out / MANIFEST, manifest, indent=1, sort_keys=True)
     return manifest
 
 
@@ -413,7 +427,7 @@ def compact_history(folder: Path) -> None:
     path = folder / HISTORY
     h = History.load(path)
     h.step_loss = [float(f"{x:.5g}") for x in h.step_loss]
-    path.write_text(json.dumps(h.to_dict(), separators=(",", ":")) + "\n")
+    _write_json(path, h.to_dict(), separators=(",", ":"))
 
 
 def record_set(rset: ReferenceSet, specs: list[RunSpec], out: Path, command: str,
@@ -431,8 +445,7 @@ def record_set(rset: ReferenceSet, specs: list[RunSpec], out: Path, command: str
                 definition=json.loads(json.dumps(asdict(rset))), command=command)
     info.setdefault("sittings", []).append({**sitting, "finished": sorted(finished - before)})
     info["finished_runs"] = sorted(before | finished)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=1) + "\n")
+    _write_json(path, info, indent=1)
     return info
 
 
@@ -491,7 +504,8 @@ def collect(out: Path, set_name: str) -> dict[str, Measured]:
         m.wall_times.append(h.wall_time)
         speeds = [e["images_per_second"] for e in h.epochs if "images_per_second" in e]
         m.images_per_second.append(statistics.median(speeds) if speeds else 0.0)
-        m.devices.add(h.provenance.get("device", "?"))
+        for sitting in h.provenance.get("sittings") or [h.provenance]:   # each resume's too
+            m.devices.add(sitting.get("device", "?"))
         m.budgets.add(f"{h.config['epochs']} epochs x "
                       f"{h.provenance.get('train_images', h.steps_per_epoch * h.config['batch_size']):,} images")
     return found

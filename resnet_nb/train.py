@@ -564,6 +564,11 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     `augment=False` trains on the images as they are (no crop, no flip); `mean`, `std`: the
     per-channel statistics every batch is standardised with (default: CIFAR-10's). Both go
     into the history's provenance.
+
+    `history.provenance` describes the run's first sitting (with `provenance`'s entries:
+    device, commit, date ...); `provenance["sittings"]` lists every sitting, its first epoch,
+    device, precision, compile mode, commit, versions and date, so that a run resumed on
+    another machine or in another precision says so.
     """
     say = print if verbose else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
@@ -589,6 +594,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
                                   "compile": compile or "off", "augment": augment,
                                   "input_mean": list(mean), "input_std": list(std)},
                       data=data.record())
+    history.provenance["sittings"] = [_sitting(history.provenance, first_epoch=1)]
     out = Path(out_dir) if out_dir is not None else None
     # Checks the folder and locks it for this process (released below, in `finally`).
     lock, start_epoch, history = _open_run(out, resume, model, optimizer, cfg, device, history,
@@ -620,18 +626,14 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
                 record.update(test_loss=t["loss"], test_acc=t["acc"])
             record["seconds"] = time.perf_counter() - t0
             _check_numbers(model, optimizer, record)    # only finite epochs are kept
-            history.step_loss.extend(stats["step_loss"])
-            history.epochs.append(record)
-            history.wall_time += record["seconds"]
-            if out is not None:
-                with _saving(out, history):
-                    save_checkpoint(out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg,
-                                    scaler)
-                    history.save(out / HISTORY)
+            _keep_epoch(history, record, stats["step_loss"], out, lambda: save_checkpoint(
+                out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg, scaler))
         history.status = "completed"
     except KeyboardInterrupt:
         history.status = "interrupted"
-        history.message = (f"stopped during epoch {epoch + 1}; the history holds "
+        # A signal held back while epoch k was saved arrives after it: "after epoch k".
+        when = "after" if len(history.epochs) > epoch else "during"
+        history.message = (f"stopped {when} epoch {epoch + 1}; the history holds "
                            f"{len(history.epochs)} finished epoch(s)"
                            + (f"; resume=True continues from the checkpoint in {out.name}/"
                               if out is not None and history.epochs else ""))
@@ -683,13 +685,46 @@ def _open_run(out: Path | None, resume: bool, model: nn.Module, optimizer, cfg: 
         if not (out / CHECKPOINT).exists():
             say(f"no checkpoint in {out.name}/ yet: starting from the beginning")
             return lock, 0, history
-        start_epoch, history = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
-                                        history.data, say, scaler)
+        start_epoch, restored = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
+                                         history.data, say, scaler)
+        _add_sitting(restored, history.provenance, start_epoch + 1, say,
+                     f"the run in {show_path(out)}/")
+        history = restored
         say(f"resuming from epoch {start_epoch} of {cfg.epochs} ({out.name}/{CHECKPOINT})")
         return lock, start_epoch, history
     except BaseException:
         lock.release()
         raise
+
+
+#: What each sitting of a run (its start, and each resume) records: where and how it ran.
+SITTING_KEYS = ("date", "device", "platform", "precision", "compile", "git_commit", "versions",
+                "data_source", "command")
+
+
+def _sitting(provenance: dict, first_epoch: int) -> dict:
+    """One sitting's record: its first epoch (1-based) and the SITTING_KEYS of `provenance`."""
+    return {"first_epoch": first_epoch,
+            **{k: provenance[k] for k in SITTING_KEYS if k in provenance}}
+
+
+def _add_sitting(saved: History, now: dict, first_epoch: int, say, where: str) -> None:
+    """Record a resumed sitting in `saved.provenance["sittings"]`, and say so when it computes
+    in another precision or compile mode than the sitting before (allowed: a run started on
+    a GPU may go on on a CPU, but the history must not claim one arithmetic for all epochs).
+
+    The top-level provenance stays the first sitting's; histories written before sittings
+    were recorded get their first sitting from it.
+    """
+    sittings = list(saved.provenance.get("sittings") or [_sitting(saved.provenance, 1)])
+    last = sittings[-1]
+    changed = [f"{k} {last[k]!r} until epoch {first_epoch - 1}, {now[k]!r} from epoch "
+               f"{first_epoch}" for k in ("precision", "compile")
+               if k in now and k in last and last[k] != now[k]]
+    if changed:
+        say(f"note: {where} goes on in other arithmetic ({'; '.join(changed)}); its "
+            "history records each sitting (provenance['sittings'])")
+    saved.provenance = {**saved.provenance, "sittings": [*sittings, _sitting(now, first_epoch)]}
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
@@ -779,19 +814,48 @@ def _check_numbers(model: nn.Module, optimizer, record: dict) -> None:
         raise FloatingPointError(f"{bad} holds NaN or infinite numbers")
 
 
-@contextlib.contextmanager
-def _saving(out: Path, history: History):
-    """Write an epoch's checkpoint and history together: a Ctrl-C or SIGTERM waits until
-    both are written, and a failed write (a full disk) stops the run with SaveFailed; the
-    previous checkpoint stays as it was."""
-    try:
-        with signals_deferred():
-            yield
-    except OSError as e:
+def _keep_epoch(history: History, record: dict, step_loss: list, out: Path | None,
+                save_checkpoint: Callable[[], None]) -> None:
+    """Add a finished epoch to `history` and, with `out`, write its checkpoint and the history.
+
+    The writes belong together: Ctrl-C, SIGTERM or SIGHUP waits until both are written.
+    The history holds the epoch only if its checkpoint was written, so that the two always
+    agree: an interrupt or a failed write takes it out again. A failed write (a full disk)
+    stops the run with SaveFailed; the previous checkpoint stays as it was, and history.json
+    is marked "failed" if it can still be written.
+    """
+    kept = len(history.epochs), len(history.step_loss), history.wall_time
+
+    def add() -> None:
+        history.step_loss.extend(step_loss)
+        history.epochs.append(record)
+        history.wall_time += record["seconds"]
+    if out is None:
+        add()
+        return
+    with signals_deferred():     # a signal that arrives in here is delivered at its end
+        add()
+        try:
+            save_checkpoint()
+        except BaseException as e:
+            del history.epochs[kept[0]:], history.step_loss[kept[1]:]
+            history.wall_time = kept[2]
+            if not isinstance(e, OSError):
+                raise
+            failure = e
+        else:
+            try:
+                history.save(out / HISTORY)
+                return
+            except OSError as e:     # the checkpoint holds the epoch: the history keeps it
+                failure = e
         history.status = "failed"
-        history.message = (f"could not save epoch {len(history.epochs)} in {show_path(out)}/ "
-                           f"({reason(e)}). The last checkpoint written there is kept: free some "
-                           "space (or make the folder writable), then resume to continue")
+        history.message = (f"could not save epoch {kept[0] + 1} in {show_path(out)}/ "
+                           f"({reason(failure)}). The last checkpoint written there is kept: "
+                           "free some space (or make the folder writable), then resume to "
+                           "continue")
+        with contextlib.suppress(OSError):     # a few kB may still fit where the checkpoint did not
+            history.save(out / HISTORY)
         raise SaveFailed(history.message, history) from None
 
 

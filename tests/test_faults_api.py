@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from resnet_nb import cifar_resnet, get_profile, make_synthetic, pick_device, recipe
+from resnet_nb.data import Batches
 
 
 @pytest.mark.parametrize("overrides,needle", [
@@ -60,6 +61,27 @@ def test_a_bad_profile_name_blames_the_argument_not_the_variable(monkeypatch):
     monkeypatch.setenv("RESNET_NB_PROFILE", "bogus")
     with pytest.raises(ValueError, match="^RESNET_NB_PROFILE must be one of"):
         get_profile()
+
+
+@pytest.mark.parametrize("call,needle", [
+    (lambda d: Batches(d.train, batch_size=2.5), "batch_size must be a positive integer, got 2.5"),
+    (lambda d: Batches(d.train, batch_size=True), "batch_size must be a positive integer"),
+    (lambda d: d.subset(train=2.5), "subset train size must be a positive integer (or None: "
+                                    "all), got 2.5"),
+    (lambda d: d.subset(test=0), "subset test size must be a positive integer"),
+    (lambda d: d.split_validation(2.5), "validation size must be an integer between 1 and 99, "
+                                        "got 2.5"),
+])
+def test_sizes_of_data_must_be_whole_numbers(call, needle):
+    with pytest.raises(ValueError) as info:
+        call(make_synthetic(100, 20))
+    assert needle in str(info.value)
+
+
+def test_sizes_may_be_numpy_integers():
+    import numpy as np
+    d = make_synthetic(100, 20).subset(train=np.int64(50)).split_validation(np.int64(10))
+    assert (len(d.train), len(d.val), len(Batches(d.train, batch_size=np.int64(8)))) == (40, 10, 5)
 
 
 def test_a_lesion_lab_without_networks_says_so():

@@ -1,6 +1,5 @@
 """The command line under faults (issue 9): every user error is one line on stderr and exit
 code 2, found before the work where it can be; Ctrl-C, SIGTERM and SIGHUP stop cleanly."""
-import errno
 import json
 import os
 import pickle
@@ -46,6 +45,26 @@ def test_a_device_that_is_not_here_is_one_line(device, needle, tmp_path, capsys,
     rc = train("--device", device, "--out", str(tmp_path / "r"), *SMALL)
     assert needle in one_line_error(capsys, rc)
     assert not (tmp_path / "r").exists()      # refused before anything was written
+
+
+def test_resnet_nb_debug_shows_the_traceback_of_a_user_error(tmp_path, capsys, monkeypatch):
+    """A ValueError may be a bug: RESNET_NB_DEBUG=1 shows where it was raised."""
+    monkeypatch.setenv("RESNET_NB_DEBUG", "1")
+    with pytest.raises(ValueError, match="device must be cpu, cuda, cuda:N or mps"):
+        train("--device", "nonsense", "--out", str(tmp_path / "r"), *SMALL)
+    monkeypatch.setenv("RESNET_NB_DEBUG", "0")
+    rc = train("--device", "nonsense", "--out", str(tmp_path / "r"), *SMALL)
+    assert "device must be" in one_line_error(capsys, rc)
+
+
+def test_resume_with_another_network_is_one_line_naming_it(tmp_path, capsys):
+    out = str(tmp_path / "r")
+    assert train("--out", out, "--epochs", "1", *SMALL) == 0
+    capsys.readouterr()
+    rc = train("--out", out, "--epochs", "1", "--resume", *SMALL, "--depth", "14")
+    line = one_line_error(capsys, rc)
+    assert "is for another network: depth: 8 in the checkpoint, 14 now" in line
+    assert "{" not in line                               # not the whole config
 
 
 def test_device_names_in_capitals_are_understood(tmp_path, capsys):
@@ -116,17 +135,25 @@ def test_a_truncated_torchvision_batch_is_one_line(tmp_path, capsys):
     assert "batches.meta in torchvision folder" in one_line_error(capsys, rc)
 
 
-def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
-    real_save = torch.save
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch, full_disk):
+    """The disk fills during epoch 2: a real full disk's error (torch.save wraps it in a
+    RuntimeError), one line; epoch 1's checkpoint is kept and the history says so."""
+    import resnet_nb.train as T
+    real_epoch = T.train_one_epoch
 
-    def full(obj, f, *a, **k):
-        if "model" in obj and obj["epoch"] == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *a, **k)
-    monkeypatch.setattr(torch, "save", full)
-    rc = train("--out", str(tmp_path / "r"), "--epochs", "3", *SMALL)
+    def epoch(*a, **k):
+        if a[4] > 0:                                   # first_step: epoch 2
+            full_disk.free = 64 * 1024                 # the history fits, the checkpoint not
+        return real_epoch(*a, **k)
+    monkeypatch.setattr(T, "train_one_epoch", epoch)
+    out = tmp_path / "r"
+    rc = train("--out", str(out), "--epochs", "3", *SMALL)
     line = one_line_error(capsys, rc)
     assert "could not save epoch 2" in line and "No space left on device" in line
+    history = json.loads((out / "history.json").read_text())
+    assert history["status"] == "failed" and len(history["epochs"]) == 1
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):
@@ -174,6 +201,28 @@ def test_a_closed_terminal_stops_like_ctrl_c(tmp_path, capsys, monkeypatch):
     assert signal.getsignal(signal.SIGHUP) is signal.SIG_DFL      # restored after main()
 
 
+@pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
+def test_a_closed_terminal_while_saving_waits_for_the_save(tmp_path, capsys, monkeypatch):
+    """SIGHUP while epoch 2's checkpoint is written: it takes effect once the checkpoint and
+    the history are both written, and the two agree."""
+    import resnet_nb.train as T
+    real_save = T.save_checkpoint
+
+    def save(path, model, optimizer, epoch, *a, **k):
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.5)                            # the handler runs before this ends
+        return real_save(path, model, optimizer, epoch, *a, **k)
+    monkeypatch.setattr(T, "save_checkpoint", save)
+    out = tmp_path / "r"
+    rc = train("--out", str(out), "--epochs", "3", *SMALL)
+    assert "stopped by SIGHUP" in one_line_error(capsys, rc, code=129)
+    history = json.loads((out / "history.json").read_text())
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert history["status"] == "interrupted" and len(history["epochs"]) == state["epoch"] == 2
+    assert "stopped after epoch 2; the history holds 2 finished epoch(s)" in history["message"]
+
+
 def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatch):
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path / "empty"))
@@ -184,6 +233,33 @@ def test_info_reports_a_bad_data_source_and_goes_on(tmp_path, capsys, monkeypatc
     data_line = next(line for line in captured.out.splitlines() if line.startswith("data"))
     assert "PROBLEM" in data_line and "holds neither" in data_line
     assert any(line.startswith("cache") for line in captured.out.splitlines())   # went on
+
+
+def info_data_line(capsys, monkeypatch, source):
+    monkeypatch.setenv("RESNET_NB_DATA", str(source))
+    monkeypatch.setenv("RESNET_NB_PROFILE", "smoke")
+    rc = main(["info"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    return rc, next(line for line in captured.out.splitlines() if line.startswith("data"))
+
+
+def test_info_reports_a_folder_missing_a_class(tmp_path, capsys, monkeypatch):
+    from test_faults_data import CLASSES, make_folder
+    make_folder(tmp_path / "c", n_train=1, n_test=1, classes=[c for c in CLASSES if c != "cat"])
+    rc, line = info_data_line(capsys, monkeypatch, tmp_path / "c")
+    assert rc == 2 and "PROBLEM" in line and "train/ lacks cat; test/ lacks cat" in line
+
+
+def test_info_reports_a_truncated_archive(tmp_path, capsys, monkeypatch):
+    from test_faults_data import make_folder, tar_of
+    make_folder(tmp_path / "c", n_train=3, n_test=1)
+    archive = tar_of(tmp_path / "c", "cifar", tmp_path / "c.tar.gz")
+    good, = info_data_line(capsys, monkeypatch, archive)[1:]
+    assert "PROBLEM" not in good and "archive" in good
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    rc, line = info_data_line(capsys, monkeypatch, archive)
+    assert rc == 2 and "PROBLEM" in line and "damaged or truncated" in line
 
 
 HOLD_LOCK = """
@@ -254,3 +330,43 @@ def test_a_signal_during_training_stops_cleanly(signum, code, tmp_path):
     if signum == signal.SIGTERM:
         assert history["status"] == "interrupted"
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+# --- reproduce follows the same rules ---------------------------------------------------------
+
+REPRODUCE = ["reproduce", "fig6", "--depths", "20", "--epochs", "1", "--train-size", "128",
+             "--test-size", "64", "--device", "cpu"]
+
+
+def test_reproduce_checks_its_output_folder_before_loading_data(tmp_path, capsys):
+    (tmp_path / "out").write_text("a file")
+    rc = main([*REPRODUCE, "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nowhere")])
+    assert "output folder (--out) .../" in one_line_error(capsys, rc)      # not the data
+
+
+def test_a_second_reproduce_on_the_same_output_folder_is_one_line(tmp_path, capsys):
+    from resnet_nb.files import FolderLock
+    (tmp_path / "ref").mkdir()
+    with FolderLock(tmp_path / "ref"):
+        rc = main([*REPRODUCE, "--out", str(tmp_path / "ref"), "--data", "synthetic"])
+    line = one_line_error(capsys, rc)
+    assert f"another process (pid {os.getpid()}) is writing the output folder (--out)" in line
+    assert not (tmp_path / "ref" / "fig6").exists()            # refused before any work
+
+
+def test_reproduce_writes_its_records_atomically(tmp_path, full_disk):
+    """A manifest, set record, history or weight file whose write fails keeps the old one."""
+    from resnet_nb import reproduce as R
+    (tmp_path / "fig6" / "r").mkdir(parents=True)
+    (tmp_path / "fig6" / "r" / "history.json").write_text("{}")
+    R.write_manifest(tmp_path)
+    before = (tmp_path / R.MANIFEST).read_bytes()
+    (tmp_path / "fig6" / "r" / "history.json").write_text('{"more": 1}')
+    full_disk.free = 16
+    with pytest.raises(OSError):
+        R.write_manifest(tmp_path)
+    with pytest.raises(OSError):
+        R._save(tmp_path / "weights" / "w.pt", {"w": torch.zeros(100)})
+    assert (tmp_path / R.MANIFEST).read_bytes() == before
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")
+                  if p.is_file()) == [R.MANIFEST, "fig6/r/history.json"]   # no temporary file

@@ -107,7 +107,8 @@ def test_a_folder_holding_two_copies_is_refused(tmp_path):
 def test_images_of_another_size_are_refused_naming_the_file(tmp_path):
     make_folder(tmp_path / "c")
     Image.new("RGB", (64, 48)).save(tmp_path / "c" / "test" / "dog" / "0000.png")
-    with pytest.raises(DataError, match=r"image test/dog/0000.png is 64x48, not 32x32"):
+    with pytest.raises(DataError, match=r"image test/dog/0000.png in image folder \S+ is 64x48, "
+                                        r"not 32x32"):
         load_cifar10(tmp_path / "c", verbose=False)
 
 
@@ -187,11 +188,16 @@ def test_macos_metadata_in_an_archive_is_ignored(tmp_path):
 def test_a_decode_error_names_the_file(tmp_path):
     make_folder(tmp_path / "c")
     (tmp_path / "c" / "train" / "frog" / "0001.png").write_bytes(b"\x89PNG truncated")
-    with pytest.raises(DataError, match=r"cannot decode image train/frog/0001.png"):
+    with pytest.raises(DataError, match=r"cannot decode image train/frog/0001.png in image "
+                                        r"folder .*c \(UnidentifiedImageError: cannot identify "
+                                        r"image file\); the copy is damaged") as info:
         load_cifar10(tmp_path / "c", verbose=False)
+    assert "BytesIO" not in str(info.value) and " at 0x" not in str(info.value)
     archive = tar_of(tmp_path / "c", "cifar", tmp_path / "c.tar.gz")
-    with pytest.raises(DataError, match=r"cannot decode image cifar/train/frog/0001.png"):
+    with pytest.raises(DataError, match=r"cannot decode image cifar/train/frog/0001.png in "
+                                        r"archive .*c.tar.gz \(") as info:
         load_cifar10(archive, verbose=False)
+    assert "BytesIO" not in str(info.value)
 
 
 # --- torchvision's format: damaged batches -------------------------------------------------
@@ -247,16 +253,38 @@ def test_a_cache_that_cannot_be_written_decodes_into_memory_and_says_so(tmp_path
     assert len(decoded) == 30            # decoded once, and the images were kept
 
 
-def test_a_full_disk_while_caching_keeps_the_data_and_says_so(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_while_caching_keeps_the_data_and_says_so(tmp_path, full_disk, capsys):
+    """A real full disk: torch.save hides the ENOSPC in a RuntimeError ("unexpected pos")."""
     truth = make_folder(tmp_path / "c")
-
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(torch, "save", full)
+    full_disk.free = 4096                 # the cache file is about 100 kB
     data = load_cifar10(tmp_path / "c")
     check_is(data, truth)
     assert "could not write the cache" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "cache").iterdir()] == []    # no half file, no temp
+
+
+def test_a_class_deleted_after_caching_is_refused_not_read_from_the_cache(tmp_path):
+    make_folder(tmp_path / "c")
+    load_cifar10(tmp_path / "c", verbose=False)              # cached
+    for split in ("train", "test"):
+        for f in (tmp_path / "c" / split / "cat").iterdir():
+            f.unlink()
+        (tmp_path / "c" / split / "cat").rmdir()
+    with pytest.raises(DataError, match="train/ lacks cat; test/ lacks cat"):
+        load_cifar10(tmp_path / "c", verbose=False)
+
+
+def test_an_image_replaced_after_caching_is_decoded_again(tmp_path, capsys):
+    truth = make_folder(tmp_path / "c")
+    load_cifar10(tmp_path / "c", verbose=False)              # cached
+    new = np.full((32, 32, 3), 7, dtype=np.uint8)
+    image = tmp_path / "c" / "train" / "dog" / "0001.png"
+    stamp = image.stat().st_mtime_ns
+    Image.fromarray(new).save(image)
+    os.utime(image, ns=(stamp, stamp + 10**9))       # file systems with coarse times
+    truth["train/dog/0001.png"] = new
+    check_is(load_cifar10(tmp_path / "c"), truth)
+    assert "decoded cache" not in capsys.readouterr().out
 
 
 def test_a_download_into_a_cache_that_cannot_be_written_is_one_clear_error(tmp_path,

@@ -27,6 +27,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_nothing(tmp_path):
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
+def test_a_full_disk_under_torch_save_is_the_disk_error(tmp_path, full_disk):
+    """torch.save turns ENOSPC into `RuntimeError: ... unexpected pos`; atomic_write gives
+    back the OSError, so that `except OSError` sees a full disk."""
+    torch = pytest.importorskip("torch")
+    target = tmp_path / "w.pt"
+    target.write_bytes(b"old")
+    full_disk.free = 4096
+    with pytest.raises(OSError) as info:
+        atomic_write(target, lambda f: torch.save({"w": torch.zeros(10_000)}, f))
+    assert info.value.errno == 28
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["w.pt"]
+
+
 def test_new_files_get_the_usual_mode(tmp_path):
     old = os.umask(0o027)
     try:
@@ -79,3 +92,23 @@ def test_signals_wait_until_the_writes_are_done():
             done.append("both files written")
     assert done == ["both files written"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGHUP"])
+def test_other_stop_signals_wait_too(name):
+    """SIGTERM (`kill`) and SIGHUP (a closed terminal) stop a run as Ctrl-C does."""
+    signum = getattr(signal, name)
+
+    def stop(*_):
+        raise KeyboardInterrupt(name)
+    previous = signal.signal(signum, stop)
+    try:
+        done = []
+        with pytest.raises(KeyboardInterrupt, match=name):
+            with signals_deferred():
+                os.kill(os.getpid(), signum)
+                time.sleep(0.05)
+                done.append("both files written")
+        assert done == ["both files written"] and signal.getsignal(signum) is stop
+    finally:
+        signal.signal(signum, previous)

@@ -1,6 +1,5 @@
 """Faults in training runs (issue 9): resume on other data or settings, output folders that
 cannot be written or are in use, damaged checkpoints, divergence, full disks, leftovers."""
-import errno
 import json
 import math
 import os
@@ -65,6 +64,45 @@ def test_resume_with_the_same_images_from_another_path_is_accepted(tiny, tmp_pat
     moved = replace(tiny, source="image folder elsewhere/cifar")
     h = run(moved, tmp_path / "b", cfg, resume=True)
     assert h.status == "completed" and h.step_loss == straight.step_loss
+
+
+def test_a_resumed_run_records_each_sitting(tiny, tmp_path, capsys):
+    """Stopped in epoch 2 on one machine, resumed on another: the history says where each
+    epoch was computed, not only where the run started."""
+    cfg = recipe("fast", epochs=3, batch_size=64)
+
+    def stop_in_epoch_2(step, loss):
+        if step == 5:
+            raise KeyboardInterrupt
+    first = {"device": "cuda: NVIDIA T4", "git_commit": "aaa", "date": "2026-01-01"}
+    run(tiny, tmp_path, cfg, on_step=stop_in_epoch_2, provenance=first)
+    second = {"device": "cpu: x86_64, 2 threads", "git_commit": "bbb", "date": "2026-01-02"}
+    h = run(tiny, tmp_path, cfg, resume=True, provenance=second)
+    assert h.status == "completed" and len(h.epochs) == 3
+    sittings = h.provenance["sittings"]
+    assert [(s["first_epoch"], s["device"], s["git_commit"], s["date"]) for s in sittings] == [
+        (1, "cuda: NVIDIA T4", "aaa", "2026-01-01"), (2, "cpu: x86_64, 2 threads", "bbb",
+                                                      "2026-01-02")]
+    assert all(s["precision"] == "fp32" and s["compile"] == "off" for s in sittings)
+    assert h.provenance["device"] == "cuda: NVIDIA T4"          # the first sitting's
+    assert History.load(tmp_path / "history.json").provenance["sittings"] == sittings
+
+
+def test_a_resume_in_other_arithmetic_is_said_and_recorded():
+    """A run started in bf16 on a GPU goes on in fp32 on a CPU: allowed, but not silently."""
+    from resnet_nb.train import _add_sitting
+    saved = History(provenance={"device": "cuda: NVIDIA H100", "precision": "bf16",
+                                "compile": "off"})              # an older history: no sittings
+    said = []
+    _add_sitting(saved, {"device": "cpu", "precision": "fp32", "compile": "off"}, 5,
+                 said.append, "the run in r/")
+    assert said == ["note: the run in r/ goes on in other arithmetic (precision 'bf16' until "
+                    "epoch 4, 'fp32' from epoch 5); its history records each sitting "
+                    "(provenance['sittings'])"]
+    assert saved.provenance["sittings"] == [
+        {"first_epoch": 1, "device": "cuda: NVIDIA H100", "precision": "bf16", "compile": "off"},
+        {"first_epoch": 5, "device": "cpu", "precision": "fp32", "compile": "off"}]
+    assert saved.provenance["precision"] == "bf16"
 
 
 def test_resume_refusal_names_only_the_settings_that_differ(tiny, tmp_path):
@@ -255,20 +293,19 @@ def test_fit_on_empty_sets_is_refused(tiny):
 
 # --- 6/8. a full disk, two runs on one folder, leftovers --------------------------------------
 
-def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(tiny, tmp_path, monkeypatch):
-    real_save = torch.save
-    calls = []
-
-    def save(obj, f, *a, **k):
-        calls.append(1)
-        if len(calls) == 2:                  # the checkpoint of epoch 2
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(obj, f, *a, **k)
-    monkeypatch.setattr(torch, "save", save)
+def test_a_full_disk_stops_the_run_and_keeps_the_last_checkpoint(tiny, tmp_path, full_disk):
+    """The disk fills in epoch 2 (4 steps per epoch): the real error, not torch.save's
+    RuntimeError; the history says "failed" and holds the epoch the checkpoint holds."""
+    def fill(step, loss):
+        if step > 4:
+            full_disk.free = 64 * 1024       # the history (a few kB) fits, the checkpoint not
     with pytest.raises(OSError, match=r"could not save epoch 2 in .*No space left on device.*"
-                                      r"The last checkpoint written there is kept"):
-        run(tiny, tmp_path, recipe("fast", epochs=3, batch_size=64))
+                                      r"The last checkpoint written there is kept") as info:
+        run(tiny, tmp_path, recipe("fast", epochs=3, batch_size=64), on_step=fill)
+    assert info.value.history.status == "failed" and len(info.value.history.epochs) == 1
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 1
+    saved = History.load(tmp_path / "history.json")
+    assert saved.status == "failed" and len(saved.epochs) == 1 and len(saved.step_loss) == 4
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".lock") == [
         "checkpoint.pt", "history.json"]    # no temporary file left
 

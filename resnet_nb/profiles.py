@@ -34,7 +34,8 @@ class Profile:
     lesion_images: int | None = None    # test images of the lab's lesion study (notebook 06:
                                 # 2 networks x 28 evaluations); None: all of test_size
     # Notebook 07 ("why it works"): sizes of its measurements, each figure about a minute at
-    # most on a laptop CPU (`cpu`), a few seconds under `smoke`.
+    # most on a laptop CPU (`cpu`: 13-53 s, medians of benchmarks/why_it_works.py on the
+    # shared 2-core test machine, notebooks/timings.json), a few seconds under `smoke`.
     landscape_images: int = 128     # training images the loss landscape is evaluated on
     landscape_points: int = 21      # points of each 1-D loss slice
     landscape_grid: int = 7         # points per axis of each 2-D loss contour (2 x 49 at cpu)

@@ -854,6 +854,7 @@ class LandscapePosition:
         fig, ax = _lab_figure(4.2, 3.6)
         self.figure, self.ax = fig, ax
         _draw_slices(ax, None, slices)
+        ax.set_xlabel("alpha (1 = one filter norm)")     # the long label is cut at this width
         self.markers = {}
         for s, line in zip(slices, ax.get_lines()):
             marker, = ax.plot([], [], "o", ms=9, mfc="none", mew=2, color=line.get_color())

@@ -4,8 +4,9 @@
         [--repeats 3] [--threads 2] [--weights DIR] [--record]
 
 Each figure's computation (what the notebook times; drawing excluded) is run `--repeats`
-times, and the landscape widget is updated at new points (its measurement and its
-drawing, as in the notebook). Printed: the wall time's median, min and max, and the median
+times, and the landscape widget (widgets.LandscapeLab, built on those slices and contours)
+is updated by moving its slider to at least 10 other positions: its own update path, as in
+the notebook (a lookup on the slices and the drawing). Printed: the wall time's median, min and max, and the median
 of the process's CPU time divided by the number of threads: on a machine shared with other
 work the wall time grows with the load, while CPU time / threads estimates the wall time
 on cores of its own (a lower bound where the threads are not kept busy). The networks are the course's
@@ -69,8 +70,7 @@ def main(argv=None) -> int:
                                   path_length_gradients, sampled_path_gradients,
                                   with_batch_statistics)
     from resnet_nb.provenance import machine_description
-    from resnet_nb.viz import figure_png
-    from resnet_nb.widgets import landscape_view
+    from resnet_nb.widgets import LandscapeLab
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -144,16 +144,21 @@ def main(argv=None) -> int:
             cpu[name].append((time.process_time() - c0) / threads)
         report(name)
 
-    # The widget: each update measures both networks at a new alpha and draws the picture.
+    # The widget, as the notebook shows it: LandscapeLab.update, run by moving its slider to
+    # another of its positions (each a point of the slices: a lookup, a marker moved, a PNG).
+    lab = LandscapeLab(deep_nets, d1, lx, ly, kept["2a loss slices (1-D)"],
+                       kept["2b loss contours (2-D)"])
+    options = [value for _label, value in lab.alpha.options if value != lab.alpha.value]
+    count = min(len(options), max(4 * args.repeats, 10))
+    positions = [options[i] for i in np.unique(np.linspace(0, len(options) - 1, count)
+                                               .round().astype(int))]
     results["widget update"], cpu["widget update"] = [], []
-    midpoints = (alphas[:-1] + alphas[1:]) / 2
-    for a in midpoints[: max(2 * args.repeats, 5)]:
+    for a in positions:
         t0, c0 = time.perf_counter(), time.process_time()
-        view = landscape_view(deep_nets, d1, float(a), lx, ly, kept["2a loss slices (1-D)"],
-                              kept["2b loss contours (2-D)"])
-        figure_png(view.figure)
+        lab.alpha.value = a                     # observe -> lab.update()
         results["widget update"].append(time.perf_counter() - t0)
         cpu["widget update"].append((time.process_time() - c0) / threads)
+    assert len(lab.seconds) == 1 + len(positions) and lab._cache == {}, "not the lookup path"
     report("widget update")
 
     machine = machine_description()

@@ -34,10 +34,11 @@ class Profile:
     lesion_images: int | None = None    # test images of the lab's lesion study (notebook 06:
                                 # 2 networks x 28 evaluations); None: all of test_size
     # Notebook 07 ("why it works"): sizes of its measurements, each figure about a minute at
-    # most on a laptop CPU (`cpu`), a few seconds under `smoke`.
+    # most on a laptop CPU (`cpu`: 13-53 s, medians of benchmarks/why_it_works.py on the
+    # shared 2-core test machine, notebooks/timings.json), a few seconds under `smoke`.
     landscape_images: int = 128     # training images the loss landscape is evaluated on
     landscape_points: int = 21      # points of each 1-D loss slice
-    landscape_grid: int = 9         # points per axis of each 2-D loss contour
+    landscape_grid: int = 7         # points per axis of each 2-D loss contour (2 x 49 at cpu)
     shatter_points: int = 128       # inputs along the line of the gradient-correlation probe
     shatter_depths: tuple[int, ...] = (8, 20, 56, 110)   # depths compared at initialisation
     path_images: int = 8            # images of the path-length gradient probes
@@ -59,7 +60,7 @@ PROFILES = {
     "cpu": Profile("cpu", train_size=10_000, test_size=2_000, epochs=3, batch_size=128,
                    depths=(20, 56), probe_batch=64, bench_images=1024, fit_steps=300,
                    lab_probe_batch=32, landscape_images=128, landscape_points=21,
-                   landscape_grid=9, shatter_points=128, shatter_depths=(8, 20, 56, 110),
+                   landscape_grid=7, shatter_points=128, shatter_depths=(8, 20, 56, 110),
                    path_images=8, path_samples=10),
     # gpu: what a notebook trains live in about a minute on an H100 and several on Colab's
     # T4; the converged picture is the reference runs' (resnet_nb.reference).

@@ -859,6 +859,45 @@ def plot_landscape_position(slices, surfaces, alpha: float, current: dict):
     return fig
 
 
+class LandscapePosition:
+    """The landscape widget's moving picture: the 1-D slices drawn once, a marker moved.
+
+    `move(alpha, current)` only moves the circles on the curves and the dotted line at alpha
+    and retitles the axes, so an update costs one PNG encoding (`figure_png`), not a new
+    figure. The layout is fixed after the first drawing: a title that changes length does
+    not shift the axes. current: {model_name: (alpha, loss, accuracy)}, as for
+    `plot_landscape_position`. `figure` is a Figure not tracked by pyplot.
+    """
+
+    def __init__(self, slices):
+        fig, ax = _lab_figure(4.2, 3.6)
+        self.figure, self.ax = fig, ax
+        _draw_slices(ax, None, slices)
+        ax.set_xlabel("alpha (1 = one filter norm)")     # the long label is cut at this width
+        self.markers = {}
+        for s, line in zip(slices, ax.get_lines()):
+            marker, = ax.plot([], [], "o", ms=9, mfc="none", mew=2, color=line.get_color())
+            self.markers[s.model_name] = marker
+        self.line = ax.axvline(0.0, color="tab:red", lw=0.8, ls=":")
+        self._fixed = False
+
+    def move(self, alpha: float, current: dict):
+        """Mark `current` at `alpha`; returns the figure."""
+        for name, marker in self.markers.items():
+            if name in current:
+                a, loss, _acc = current[name]
+                marker.set_data([a], [loss])
+            else:
+                marker.set_data([], [])
+        self.line.set_xdata([alpha, alpha])
+        self.ax.set_title(f"loss along direction 1, alpha = {alpha:+.2f}", fontsize=10)
+        if not self._fixed:      # lay out once, then keep the positions (and skip the solver)
+            self.figure.draw_without_rendering()
+            self.figure.set_layout_engine("none")
+            self._fixed = True
+        return self.figure
+
+
 def plot_landscape_contours(surfaces):
     """The landscape widget's fixed picture: the contours, with the line the slider moves along.
 

@@ -9,8 +9,8 @@ Two layers, so that every view also works where no widgets are shown:
 * widget classes that call them whenever a control changes:
   `LabControls` (shortcut, depth, pre-activation), `ArchitectureLab`,
   `SignalLab`, `TrainingLab` and `LesionLab`;
-* for notebook 07, `landscape_view` and `LandscapeLab`: a slider that moves trained
-  networks along a direction in weight space while the loss is measured.
+* for notebook 07, `landscape_view` (the networks measured at any point along a direction
+  in weight space) and `LandscapeLab`: a slider over the points of the measured 1-D slices.
 
 Only widget APIs that exist in ipywidgets 7.7 (Colab) and 8 (JupyterLab 4) are
 used: value traits and `observe`, `Button.on_click`, `Image` widgets whose
@@ -34,8 +34,9 @@ from .data import Batches, CifarData, ImageSet
 from .models import CifarResNet, ModelSummary, cifar_resnet, lesioned, shortcuts_off, summarize
 from .probes import LesionResult, SignalProfile, lesion_study, loss_slice, signal_profile
 from .train import TrainingDiverged, evaluate, fit, pick_device, recipe
-from .viz import (figure_png, plot_landscape_contours, plot_landscape_position, plot_lesions,
-                  plot_network_strip, plot_signal_comparison, plot_training_race)
+from .viz import (LandscapePosition, figure_png, plot_landscape_contours,
+                  plot_landscape_position, plot_lesions, plot_network_strip,
+                  plot_signal_comparison, plot_training_race)
 
 #: The depths 6n+2 the lab offers, from 8 to 110 (He et al. 2015 train 20...110 on CIFAR-10).
 LAB_DEPTHS = tuple(range(8, 111, 6))
@@ -654,6 +655,23 @@ def _known_point(slices, name: str, alpha: float):
     return None
 
 
+def _landscape_points(models, directions: dict, alpha: float, images, labels, slices,
+                      cache: dict):
+    """({model name: (alpha, loss, accuracy)}, seconds spent measuring) at theta + alpha d."""
+    # Slices are searched at the exact alpha (theirs may be 1/3); the cache by 6 decimals.
+    exact, alpha = float(alpha), round(float(alpha), 6)
+    t0 = time.perf_counter()
+    current = {}
+    for model in models:
+        point = _known_point(slices, model.name, exact) or cache.get((model.name, alpha))
+        if point is None:
+            with _fewer_threads_while_training():
+                s = loss_slice(model, directions[model.name], [alpha], images, labels)
+            point = cache[(model.name, alpha)] = (alpha, s.loss[0], s.accuracy[0])
+        current[model.name] = point
+    return current, time.perf_counter() - t0
+
+
 def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
                    labels: torch.Tensor, slices=(), surfaces=(), cache: dict | None = None
                    ) -> LandscapeView:
@@ -661,20 +679,13 @@ def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
 
     models: trained networks; directions: {model.name: its filter-normalised direction}
     (probes.filter_normalized_direction); images, labels: the fixed images the slices were
-    measured on. Points already in `slices` (probes.LossSlice) or in `cache` are not
-    measured again; new ones are added to `cache`.
+    measured on. Any alpha works: points already in `slices` (probes.LossSlice) or in
+    `cache` are not measured again; new ones are measured and added to `cache`.
     """
-    alpha = round(float(alpha), 6)
     cache = {} if cache is None else cache
-    t0 = time.perf_counter()
-    current = {}
-    for model in models:
-        point = _known_point(slices, model.name, alpha) or cache.get((model.name, alpha))
-        if point is None:
-            s = loss_slice(model, directions[model.name], [alpha], images, labels)
-            point = cache[(model.name, alpha)] = (alpha, s.loss[0], s.accuracy[0])
-        current[model.name] = point
-    seconds = time.perf_counter() - t0
+    current, seconds = _landscape_points(models, directions, alpha, images, labels, slices,
+                                         cache)
+    alpha = round(float(alpha), 6)
     return LandscapeView(alpha, current, seconds,
                          plot_landscape_position(slices, surfaces, alpha, current))
 
@@ -682,29 +693,37 @@ def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
 class LandscapeLab(_Shown):
     """A slider along direction 1: the loss of each network there, on its slice.
 
-    The contours are drawn once, beside the slices, with the line the slider moves along;
-    an update measures the networks at the new point and redraws the slices only.
+    Every position of the slider is a point of the precomputed slices (`slices[0].alphas`),
+    so an update looks the losses up and moves a marker on a figure drawn once
+    (viz.LandscapePosition): no network is evaluated, and an update costs about one PNG
+    encoding. `landscape_view` measures the networks at any other alpha. The contours are
+    drawn once, beside the slices, with the line the slider moves along.
     """
 
     def __init__(self, models, directions: dict, images: torch.Tensor, labels: torch.Tensor,
-                 slices, surfaces=(), steps_per_point: int = 2):
+                 slices, surfaces=()):
         w = _widgets()
         self.models, self.directions = list(models), directions
         self.images, self.labels = images, labels
         self.slices, self.surfaces = tuple(slices), tuple(surfaces)
-        alphas = self.slices[0].alphas
-        step = (alphas[-1] - alphas[0]) / max(len(alphas) - 1, 1) / steps_per_point
-        # continuous_update=False: the networks are measured when the slider is released.
-        self.alpha = w.FloatSlider(value=0.0, min=alphas[0], max=alphas[-1], step=step,
-                                   description="alpha", continuous_update=False,
-                                   readout_format="+.2f")
+        if not self.slices:
+            raise ValueError("slices must hold at least one probes.LossSlice (the slider's "
+                             "positions are its alphas)")
+        alphas = [float(a) for a in self.slices[0].alphas]
+        start = min(alphas, key=abs)          # the trained weights (alpha = 0) where measured
+        # The options are exactly the measured alphas: a position is a lookup, never a guess.
+        self.alpha = w.SelectionSlider(options=[(f"{a:+.2f}", a) for a in alphas], value=start,
+                                       description="alpha", continuous_update=False)
         self.summary = w.HTML()
+        self.timing = w.HTML()
         self.image = w.Image(format="png")
         self.contours = w.Image(format="png")
         if self.surfaces:
             self.contours.value = figure_png(plot_landscape_contours(self.surfaces))
+        self.picture = LandscapePosition(self.slices)
         self.widget = w.VBox([w.HTML("move the networks along direction 1 (alpha = 0: the "
-                                     "trained weights):"), self.alpha, self.summary,
+                                     "trained weights; each position is a measured point of "
+                                     "the slices):"), self.alpha, self.summary, self.timing,
                               w.HBox([self.image, self.contours])])
         self.view: LandscapeView | None = None
         self.seconds: list[float] = []       # wall time of every update, drawing included
@@ -714,10 +733,15 @@ class LandscapeLab(_Shown):
 
     def update(self) -> None:
         t0 = time.perf_counter()
-        with _fewer_threads_while_training():
-            self.view = landscape_view(self.models, self.directions, self.alpha.value,
-                                       self.images, self.labels, self.slices, (), self._cache)
-        self.image.value = figure_png(self.view.figure)
+        alpha = self.alpha.value
+        # A point of the slices: found there, nothing is measured (the cache stays empty).
+        current, seconds = _landscape_points(self.models, self.directions, alpha, self.images,
+                                             self.labels, self.slices, self._cache)
+        figure = self.picture.move(alpha, current)
+        self.view = LandscapeView(round(float(alpha), 6), current, seconds, figure)
+        self.image.value = figure_png(figure)
         self.summary.value = "<br>".join(html.escape(line)
                                          for line in self.view.text().splitlines())
         self.seconds.append(time.perf_counter() - t0)
+        self.timing.value = (f"<small>this update took {self.seconds[-1]:.2f} s (looked up on "
+                             "the slices and drawn)</small>")

@@ -16,7 +16,8 @@ machine), its own included, so when 00 is among the notebooks run it is run once
 end, after every time has been recorded; that second run's time is not recorded.
 Under the cpu profile, each notebook's header sentence "The computer needs ... at the `cpu`
 profile (...) ... while it trained ResNet-20 at N images/s" is rewritten with the time and
-speed just recorded (tests/test_notebook_claims.py checks every header against timings.json).
+speed just recorded, and so are the README course map's times and speed range
+(tests/test_notebook_claims.py checks both against timings.json).
 Exit status: 0 when every notebook ran, 1 otherwise.
 """
 from __future__ import annotations
@@ -160,6 +161,31 @@ def update_header(path: Path, entry: dict) -> bool:
     return False
 
 
+def map_duration(seconds: float) -> str:
+    """How the README's course map states a recorded time."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def update_readme(timings: dict, readme: Path = ROOT / "README.md") -> bool:
+    """Write the recorded cpu times into the README's course map (last column of each
+    notebook's row) and the range of training speeds they were recorded at."""
+    text = old = readme.read_text()
+    runs = {name: entry["cpu"] for name, entry in timings.get("notebooks", {}).items()
+            if "cpu" in entry}
+    for name, entry in runs.items():
+        row = re.compile(r"^(\| \[" + re.escape(name[:-len(".ipynb")]) + r"\]\(notebooks/"
+                         + re.escape(name) + r"\) \|.*\| )([^|]+)( \|)$", re.M)
+        text = row.sub(lambda m: m.group(1) + map_duration(entry["seconds"]) + m.group(3), text)
+    speeds = [e["images_per_second"] for e in runs.values() if "images_per_second" in e]
+    if speeds:
+        text = re.sub(r"(while it trained ResNet-20 at\s+)[\d,]+ to [\d,]+( images/s)",
+                      lambda m: f"{m.group(1)}{min(speeds):,.0f} to {max(speeds):,.0f}{m.group(2)}",
+                      text)
+    if text != old:
+        readme.write_text(text)
+    return text != old
+
+
 def measure_speed(description: str) -> dict:
     """This machine's training speed (environment.machine_speed), with what it was measured on."""
     import torch
@@ -220,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile == "cpu" and args.timings.resolve() == TIMINGS.resolve():
                 update_header(path, measured[path.name])
     record(args.timings, args.profile, measured, speed)
+    if args.profile == "cpu" and args.timings.resolve() == TIMINGS.resolve():
+        update_readme(json.loads(TIMINGS.read_text()))
     start = None if args.speed_only else rerun_start(paths, measured)
     if start is not None:
         print(f"{start.name} ({args.profile}) once more, to show the times just recorded ...",

@@ -247,6 +247,25 @@ def test_each_header_states_the_recorded_cpu_time_and_speed(path):
     assert m.group(4) == f"{entry['images_per_second']:,.0f}", path.name
 
 
+def test_readme_course_map_states_the_recorded_cpu_times():
+    """The README's course map gives each notebook's recorded cpu time, and the range of
+    training speeds they were recorded at (run_notebooks.py rewrites both)."""
+    rn = _run_notebooks()
+    timings = json.loads((NOTEBOOKS / "timings.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    copy = ROOT / "build" / "README-course-map-check.md"
+    copy.parent.mkdir(exist_ok=True)
+    copy.write_text(readme)
+    try:
+        assert not rn.update_readme(timings, copy), \
+            "README's course map differs from notebooks/timings.json: run scripts/run_notebooks.py"
+    finally:
+        copy.unlink()
+    for name, entry in timings["notebooks"].items():
+        row = next(line for line in readme.splitlines() if line.startswith(f"| [{name[:-6]}]("))
+        assert row.rstrip(" |").endswith(rn.map_duration(entry["cpu"]["seconds"])), row
+
+
 def test_run_notebooks_rewrites_the_header_it_records(tmp_path):
     import nbformat
     rn = _run_notebooks()

@@ -424,3 +424,39 @@ def test_06_worked_answers_quote_the_stored_output():
         _source(_cell(nb, "written-answer-1")))
     note = _oneline(_source(_cell(nb, "race-speeds")))
     assert "not a comparison" in note and "about 0.2%" in note
+
+
+# --- notebook 04: training ------------------------------------------------------------------
+
+def test_04_converged_resnet20_is_quoted_as_printed():
+    """04 evaluates the reference ResNet-20 on the live run's test images; the prose, the
+    lesson plan and the 3-hour lab quote that printout, and 04 says the paper trained
+    5.5 times as many iterations (64k against the reference run's 30 epochs)."""
+    nb = _notebook("04_training_cifar10.ipynb")
+    printed = _printed(_cell(nb, "5635c8f9"))
+    live, converged = re.search(r"live run (\d+\.\d)%, reference ResNet-20 (\d+\.\d)%",
+                                printed).groups()
+    history = re.search(r"\(its stored history\): (\d+\.\d\d)%", printed).group(1)
+    worst = re.search(r"worst class (\w+) \(", printed).group(1)
+    lesson = (ROOT / "teaching" / "lesson_90min.md").read_text()
+    assert f"| {live}% / {converged}% |" in lesson
+    assert f"| {history}% ({100 - float(history):.2f}% error) |" in lesson
+    lab = _oneline((ROOT / "teaching" / "lab_3h.md").read_text())
+    assert f"{converged}% against the live run's {live}%, {worst} still the worst" in lab
+    from resnet_nb import reference
+    h = reference.load_history("resnet-20")
+    ratio = 64_000 / len(h.step_loss)              # the history holds every step's loss
+    assert f"{ratio:.1f} times as many iterations" in _oneline(_source(_cell(nb, "220bc858")))
+
+
+def test_04_asserts_what_its_prose_says_bit_for_bit():
+    """The resume cell and the hand-written loop assert (on a CPU) what the text claims."""
+    nb = _notebook("04_training_cifar10.ipynb")
+    resume = _source(_cell(nb, "f379cb17"))
+    assert "assert h_resumed.step_loss == h_resnet.step_loss and weights_diff == 0" in resume
+    printed = _printed(_cell(nb, "f379cb17"))
+    assert "same per-step losses as the uninterrupted run: True" in printed
+    assert "largest difference in any weight: 0\n" in printed
+    restored = next(c for c in nb["cells"] if "restored.load_state_dict" in _source(c))
+    assert "assert same" in _source(restored)
+    assert "restored weights equal the trained network's: True" in _printed(restored)

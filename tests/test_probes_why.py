@@ -121,7 +121,11 @@ def test_surface_row_through_zero_is_the_slice_and_the_model_is_untouched():
         centre = F.cross_entropy(model(x), y).item()
     assert surf.loss[1][1] == pytest.approx(centre, rel=1e-5) == line.loss[1]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
-    assert len(surf.loss) == 3 and len(surf.loss[0]) == 3 and 0 <= surf.accuracy[1][1] <= 1
+    assert len(surf.loss) == 3 and len(surf.loss[0]) == 3
+    with torch.no_grad():
+        correct = (model(x).argmax(1) == y).float().mean().item()
+    assert [row[1] for row in surf.accuracy] == list(line.accuracy)
+    assert surf.accuracy[1][1] == pytest.approx(correct)
 
 
 def test_local_minima_count_the_basins_of_a_slice_and_of_a_surface():

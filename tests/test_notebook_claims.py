@@ -460,3 +460,14 @@ def test_04_asserts_what_its_prose_says_bit_for_bit():
     restored = next(c for c in nb["cells"] if "restored.load_state_dict" in _source(c))
     assert "assert same" in _source(restored)
     assert "restored weights equal the trained network's: True" in _printed(restored)
+
+
+def test_the_instructor_guide_lists_the_recorded_times():
+    """teaching/README.md's table of computer times is notebooks/timings.json's."""
+    timings = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"]
+    rows = dict((n, (float(s.replace(",", "")), float(v))) for n, s, v in re.findall(
+        r"^\| (\d\d) \| ([\d,]+\.\d) s[^|]*\| ([\d.]+) images/s \|$",
+        (ROOT / "teaching" / "README.md").read_text(), re.M))
+    assert set(rows) == {name[:2] for name in timings}
+    for name, runs in timings.items():
+        assert rows[name[:2]] == (runs["cpu"]["seconds"], runs["cpu"]["images_per_second"]), name

@@ -288,3 +288,50 @@ def test_the_default_validation_split_is_the_papers_5000_images_with_seed_0():
     assert torch.equal(split.val.images, data.split_validation(5000, seed=0).val.images)
     assert len(data.split_validation(1).val) == 1
 
+
+
+# --- train: the divergence message and what a failed save carries ---------------------------
+
+def test_the_divergence_message_counts_the_saved_epochs_and_suggests_a_rate():
+    from pathlib import Path
+    from resnet_nb.train import History, _diverged_message, recipe
+    cfg = recipe("fast", lr=30.0)
+    two, one = History(), History()
+    two.epochs, one.epochs = [{"epoch": 1}, {"epoch": 2}], [{"epoch": 1}]
+    err = ValueError("loss nan at step 5")
+    msg = _diverged_message(err, 2, cfg, Path("runs/x"), two)
+    assert msg.startswith("training diverged: loss nan at step 5 in epoch 3. ")
+    assert "e.g. lr=0.2, the 'fast' recipe's default (in a new output folder)" in msg
+    assert msg.endswith("; epochs 1-2, whose numbers are all finite, are saved in runs/x/")
+    assert _diverged_message(err, 1, cfg, Path("runs/x"), one).endswith(
+        "; epoch 1, whose numbers are all finite, is saved in runs/x/")
+    bare = _diverged_message(err, 0, cfg, None, History())
+    assert bare.endswith("e.g. lr=0.2, the 'fast' recipe's default")  # nothing saved, no folder
+
+
+def test_a_rate_for_a_recipe_of_ones_own_is_a_tenth():
+    """suggest_lr knows the defaults of the named recipes only; another name gets lr/10."""
+    from resnet_nb.train import TrainConfig, suggest_lr
+    assert suggest_lr(TrainConfig(recipe="mine", lr=5.0)) == "lr=0.5"
+    assert suggest_lr(TrainConfig(recipe="paper", lr=0.05)) == "lr=0.005"
+
+
+def test_a_failed_save_carries_the_history_so_far():
+    from resnet_nb.train import History, SaveFailed
+    h = History()
+    h.status = "failed"
+    e = SaveFailed("could not save epoch 2", h)
+    assert e.history is h and str(e) == "could not save epoch 2" and isinstance(e, OSError)
+
+
+def test_predict_passes_its_precision_on():
+    """predict(precision=...) reaches the autocast: bf16 on a CPU is refused, as in fit."""
+    import torch
+    from resnet_nb import cifar_resnet
+    from resnet_nb.data import Batches, ImageSet
+    from resnet_nb.train import predict
+    images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+    batches = Batches(ImageSet(images, torch.zeros(4, dtype=torch.long)), 2)
+    with pytest.raises(ValueError, match="bf16 mixed precision needs a CUDA GPU"):
+        predict(cifar_resnet(8), batches, precision="bf16")
+    assert predict(cifar_resnet(8), batches, precision="fp32").shape == (4,)

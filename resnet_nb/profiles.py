@@ -1,7 +1,7 @@
 """Compute profiles: one setting, RESNET_NB_PROFILE, scales every notebook and the CLI.
 
     smoke   tests and CI: seconds per notebook, on small real subsets
-    cpu     a laptop: each training cell about a minute
+    cpu     a laptop: 10,000 training images, 3 epochs; a few minutes per training cell
     gpu     a GPU: 20,000 training images, 5 epochs, the whole test set
 
 Unset, it is "gpu" when CUDA is available, else "cpu".

@@ -362,6 +362,9 @@ def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -
     if args.jobs > 1 and todo:
         from .data import load_cifar10
         load_cifar10(args.data)         # decode once here, so that the children read the cache
+    # The children record this command as theirs; set only while they run, so that a later
+    # reproduce in this process (a notebook, a test) records its own.
+    before = os.environ.get("RESNET_NB_REPRODUCE_COMMAND")
     os.environ["RESNET_NB_REPRODUCE_COMMAND"] = command
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -372,6 +375,11 @@ def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -
                        command=command)
     except KeyboardInterrupt:
         ok, interrupted = False, True
+    finally:
+        if before is None:
+            os.environ.pop("RESNET_NB_REPRODUCE_COMMAND", None)
+        else:
+            os.environ["RESNET_NB_REPRODUCE_COMMAND"] = before
     wall = time.perf_counter() - t0
     for rset in sets:
         finish_set(rset, specs[rset.name], out)

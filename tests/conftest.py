@@ -6,6 +6,28 @@ import pytest
 import torch
 
 
+# Settings that choose what the course runs; a test that changes one for the rest of the
+# process (e.g. by calling a script's main()) makes every later notebook under nbval run with
+# it: once, the cpu profile leaked that way, and CI's notebooks trained at full size.
+_WATCHED = ("RESNET_NB_PROFILE", "RESNET_NB_DATA", "RESNET_NB_CACHE", "RESNET_NB_REFERENCE",
+            "RESNET_NB_REPRODUCE_COMMAND", "RESNET_NB_DEBUG", "TQDM_DISABLE", "MPLBACKEND")
+
+
+@pytest.fixture(autouse=True)
+def _environment_left_as_found():
+    """Set up before _isolated's monkeypatch, so it checks after monkeypatch has undone its
+    own changes: what is still different, the test changed behind monkeypatch's back."""
+    before = {name: os.environ.get(name) for name in _WATCHED}
+    yield
+    changed = sorted(name for name in _WATCHED if os.environ.get(name) != before[name])
+    for name in changed:
+        if before[name] is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before[name]
+    assert not changed, f"the test left {changed} changed in os.environ (use monkeypatch)"
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Each test gets its own cache folder and a fixed seed; env settings of the shell don't leak."""

@@ -10,6 +10,7 @@ without a test failing. When one fails, rewrite the prose for the new outputs (o
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -214,6 +215,12 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
     monkeypatch.setattr(rn, "machine", lambda: "test machine")
     monkeypatch.setattr(rn, "measure_speed", lambda d: {"images_per_second": 100.0, "machine": d})
     monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path))
+    # main() sets these for the kernels it starts; restored after the test, or every notebook
+    # nbval runs later in this process would run under the cpu profile (seen in CI).
+    for name in ("RESNET_NB_PROFILE", "TQDM_DISABLE", "MPLBACKEND"):
+        monkeypatch.setenv(name, os.environ.get(name, ""))     # recorded, so restored ...
+        if not os.environ[name]:
+            monkeypatch.delenv(name)                             # ... or removed again
     nbs = [NOTEBOOKS / "00_start_here.ipynb", NOTEBOOKS / "02_residual_formulation.ipynb"]
     assert rn.main([str(p) for p in nbs] + ["--timings", str(timings)]) == 0
     assert ran == ["00_start_here.ipynb", "02_residual_formulation.ipynb", "00_start_here.ipynb"]

@@ -315,14 +315,13 @@ def _listing(path: Path, kind: str) -> str:
     """
     h = hashlib.sha1()
 
-    def add(p: Path, name: str) -> None:
-        st = p.stat()
+    def add(name: str, st: os.stat_result) -> None:
         h.update(f"{name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
 
     if kind == "torchvision folder":
         folder = _find_tv_folder(path)
         for name in _TV_FILES:
-            add(folder / name, name)
+            add(name, (folder / name).stat())
     elif kind == "image folder":
         root = _find_image_root(path)
         for split in ("train", "test"):
@@ -332,10 +331,9 @@ def _listing(path: Path, kind: str) -> str:
                 h.update(f"{split}/{cls.name}/\n".encode())
                 for f in sorted(os.scandir(cls.path), key=lambda e: e.name):
                     if _visible(f.name):
-                        st = f.stat()
-                        h.update(f"{f.name}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+                        add(f.name, f.stat())        # DirEntry.stat: no second system call
     else:
-        add(path, path.name)
+        add(path.name, path.stat())
     return h.hexdigest()
 
 

@@ -179,6 +179,15 @@ def test_readme_degradation_row_matches_notebook_01(table01):
 
 # --- notebook 00: the recorded times ---------------------------------------------------------
 
+def _run_notebooks():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("run_notebooks",
+                                                  ROOT / "scripts" / "run_notebooks.py")
+    rn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rn)
+    return rn
+
+
 def test_00_prints_the_times_recorded_in_timings_json():
     """00's environment check prints each notebook's recorded `cpu` time; the stored output must
     show what notebooks/timings.json holds (scripts/run_notebooks.py runs 00 once more, last,
@@ -197,10 +206,7 @@ def test_00_prints_the_times_recorded_in_timings_json():
 def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
     """With 00 among the notebooks, 00 runs once more after every time is recorded, and that
     second run's time is not recorded (its output shows the first)."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
-    rn = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rn)
+    rn = _run_notebooks()
     ran, recorded_when = [], []
     seconds = iter([20.0, 30.0, 99.0, 40.0])
 
@@ -230,15 +236,6 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
     ran.clear()
     assert rn.main([str(nbs[1]), "--timings", str(timings)]) == 0
     assert ran == ["02_residual_formulation.ipynb"]                    # without 00, no rerun
-
-
-def _run_notebooks():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("run_notebooks",
-                                                  ROOT / "scripts" / "run_notebooks.py")
-    rn = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rn)
-    return rn
 
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from test_notebook_claims import _cell, _oneline, _printed, _source
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "07_why_it_works.ipynb"
 TIMINGS = ROOT / "notebooks" / "timings.json"
@@ -27,25 +29,9 @@ def nb() -> dict:
     return json.loads(NOTEBOOK.read_text())
 
 
-def _cell(nb: dict, cell_id: str) -> dict:
-    for cell in nb["cells"]:
-        if cell.get("id") == cell_id:
-            return cell
-    raise AssertionError(f"no cell with id {cell_id!r}: the notebook changed; update this test")
-
-
-def _source(cell: dict) -> str:
-    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-
-
-def _printed(cell: dict) -> str:
-    texts = [o["text"] for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
-    return "".join("".join(t) if isinstance(t, list) else t for t in texts)
-
-
 def _text(nb: dict, cell_id: str) -> str:
     """A markdown cell with its line breaks made spaces."""
-    return re.sub(r"\s+", " ", _source(_cell(nb, cell_id)))
+    return _oneline(_source(_cell(nb, cell_id)))
 
 
 def _minus(x: str) -> str:

@@ -31,7 +31,7 @@ def pytest_configure(config):
 # --- nbval runs the students' copies of the notebooks ----------------------------------------
 # The notebooks in notebooks/ are the instructor's: each code exercise holds a worked solution
 # and an active checker call. What nbval executes top to bottom is their student copies, made
-# at the start of the run by scripts/make_student_copies.py (nbgrader's ClearSolutions) into
+# at the start of the run by tools/make_student_copies.py (nbgrader's ClearSolutions) into
 # build/nbval-student/: every cell but the exercises is the same, with the same stored outputs
 # (so the `# NBVAL_CHECK_OUTPUT` comparisons are the same), and the exercise cells, tagged
 # `raises-exception`, stop at their stubs. The instructor's solutions are run by
@@ -50,11 +50,7 @@ def pytest_addoption(parser):
 def _student_copies(config):
     """Make the student copies once per run; None (and the reason) when nbgrader is missing."""
     if not hasattr(config, "_resnet_nb_student_copies"):
-        import importlib.util
-        spec = importlib.util.spec_from_file_location(
-            "make_student_copies", ROOT / "scripts" / "make_student_copies.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        from tools import make_student_copies as module
         try:
             import shutil
             shutil.rmtree(STUDENT_COPIES, ignore_errors=True)

@@ -185,7 +185,7 @@ def machine_speed(device=None, steps: int = 4, repeats: int = 3) -> float:
     """Images per second of ResNet-20 training steps at batch 128 here (median of `repeats`).
 
     The same measurement is recorded beside the notebooks' times in notebooks/timings.json
-    (by scripts/run_notebooks.py), so the two machines can be compared.
+    (by tools/run_notebooks.py), so the two machines can be compared.
     """
     import statistics
 

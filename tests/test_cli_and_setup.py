@@ -202,7 +202,7 @@ def test_every_extra_with_jupyterlab_4_asks_for_ipywidgets_8():
 def test_the_mutation_runs_tests_collect_in_mutmuts_copy(tmp_path):
     """`mutmut run` (README, before a release) copies only the package, tests/, conftest.py
     and pyproject.toml into mutants/ and stops at once if its test selection does not
-    collect there: a test file that reads notebooks/ or scripts/ must be left out of it."""
+    collect there: a test file that reads notebooks/ or tools/ must be left out of it."""
     import shutil
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
     for name in ["resnet_nb", "tests", *config["also_copy"], "pyproject.toml"]:

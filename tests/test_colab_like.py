@@ -6,7 +6,7 @@ covers that). This test uses a second environment, .venv-colab (made by
 ipywidgets 7.7.1 and no JupyterLab, sharing only the compute stack (torch, numpy, matplotlib)
 with the main environment. There:
 
-1. the Colab install cell, exactly as scripts/sync_repo_url.py writes it but with a git
+1. the Colab install cell, exactly as tools/sync_repo_url.py writes it but with a git
    snapshot of this working tree standing in for the repository's URL and a scratch folder
    for /content, runs with `google.colab` imported: it clones the snapshot and installs the
    package from the clone (editable, --no-deps), as on Colab;
@@ -54,12 +54,8 @@ def _unavailable(reason: str):
 
 
 def _sync_script():
-    spec = importlib.util.spec_from_file_location("sync_repo_url",
-                                                  ROOT / "scripts" / "sync_repo_url.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module      # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from tools import sync_repo_url
+    return sync_repo_url
 
 
 def _lab_notebook() -> Path:

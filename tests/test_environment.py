@@ -129,7 +129,7 @@ def test_the_committed_timings_record_a_speed_for_every_profile_they_time():
     path = Path(__file__).resolve().parent.parent / "notebooks" / "timings.json"
     recorded = json.loads(path.read_text())
     profiles = {p for runs in recorded["notebooks"].values() for p in runs}
-    assert profiles <= set(recorded["speed"]), "run scripts/run_notebooks.py --speed-only"
+    assert profiles <= set(recorded["speed"]), "run tools/run_notebooks.py --speed-only"
     assert all(s["images_per_second"] > 0 for s in recorded["speed"].values())
     assert predicted_times(recorded["speed"]["cpu"]["images_per_second"], path, on_gpu=False)
 

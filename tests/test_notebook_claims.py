@@ -1,6 +1,6 @@
 """What the notebooks' prose says about their own stored outputs is what those outputs show.
 
-The committed notebooks carry the outputs of a `cpu`-profile run (scripts/run_notebooks.py),
+The committed notebooks carry the outputs of a `cpu`-profile run (tools/run_notebooks.py),
 and nbval runs them under the `smoke` profile, whose numbers differ. Claims that hold at every
 profile are asserted in the notebooks themselves. Claims about the stored run (numbers quoted
 in the markdown, "X trains worse than Y") are checked here, against the stored outputs: a
@@ -180,17 +180,13 @@ def test_readme_degradation_row_matches_notebook_01(table01):
 # --- notebook 00: the recorded times ---------------------------------------------------------
 
 def _run_notebooks():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("run_notebooks",
-                                                  ROOT / "scripts" / "run_notebooks.py")
-    rn = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rn)
-    return rn
+    from tools import run_notebooks
+    return run_notebooks
 
 
 def test_00_prints_the_times_recorded_in_timings_json():
     """00's environment check prints each notebook's recorded `cpu` time; the stored output must
-    show what notebooks/timings.json holds (scripts/run_notebooks.py runs 00 once more, last,
+    show what notebooks/timings.json holds (tools/run_notebooks.py runs 00 once more, last,
     after recording every time). Fails after a regeneration that left 00 out: run 00 again."""
     from resnet_nb.environment import _duration
     timings = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"]
@@ -241,7 +237,7 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
 def test_each_header_states_the_recorded_cpu_time_and_speed(path):
     """Every notebook's header gives the time and the training speed recorded for it in
-    notebooks/timings.json (scripts/run_notebooks.py rewrites the sentence when it records)."""
+    notebooks/timings.json (tools/run_notebooks.py rewrites the sentence when it records)."""
     rn = _run_notebooks()
     entry = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"][path.name]["cpu"]
     header = next(_source(c) for c in _notebook(path.name)["cells"]
@@ -262,7 +258,7 @@ def test_readme_course_map_states_the_recorded_cpu_times():
     copy.write_text(readme)
     try:
         assert not rn.update_readme(timings, copy), \
-            "README's course map differs from notebooks/timings.json: run scripts/run_notebooks.py"
+            "README's course map differs from notebooks/timings.json: run tools/run_notebooks.py"
     finally:
         copy.unlink()
     for name, entry in timings["notebooks"].items():

@@ -1,6 +1,6 @@
 """Notebook 07 ("why it works"): what its prose quotes is what its stored outputs show.
 
-The committed notebook carries the outputs of a `cpu`-profile run (scripts/run_notebooks.py);
+The committed notebook carries the outputs of a `cpu`-profile run (tools/run_notebooks.py);
 nbval runs it under `smoke`, whose numbers differ. Every number the markdown quotes from the
 stored run is parsed here from the printed output it comes from (or from notebooks/timings.json)
 and looked for, formatted the same way, in the sentence that quotes it. A regeneration that

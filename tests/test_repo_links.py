@@ -1,6 +1,6 @@
 """One place names the course's repository, and every link to it agrees.
 
-pyproject.toml's [project.urls] Repository is the one place; scripts/sync_repo_url.py writes
+pyproject.toml's [project.urls] Repository is the one place; tools/sync_repo_url.py writes
 each notebook's "Open in Colab" badge and Colab install cell, and the README's Colab and Binder
 links, from it. These tests check that the committed files agree with it, that the script
 follows a fork's setting and is idempotent, and that the install cell fails with one sentence.
@@ -20,22 +20,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("sync_repo_url",
-                                                  ROOT / "scripts" / "sync_repo_url.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module      # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = _load_script()
+from tools import sync_repo_url as sync  # noqa: E402
 
 
 def test_committed_files_agree_with_pyproject():
     changes, problems = sync.sync(ROOT, write=False)
     assert not changes and not problems, (
-        "\n".join(changes + problems) + "\nrun: python scripts/sync_repo_url.py")
+        "\n".join(changes + problems) + "\nrun: python -m tools.sync_repo_url")
 
 
 def test_every_notebook_opens_with_its_badge_and_has_one_install_cell():

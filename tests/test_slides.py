@@ -1,9 +1,9 @@
 """The slide decks: every notebook presents as reveal.js slides, offline, with all its slides
 and figures.
 
-- The committed notebooks carry the `slideshow` metadata that scripts/mark_slides.py derives
+- The committed notebooks carry the `slideshow` metadata that tools/mark_slides.py derives
   from them (so it stays in sync after an edit), and the script changes nothing else.
-- scripts/make_slides.py builds a deck of every committed notebook (stored outputs, nothing
+- tools/make_slides.py builds a deck of every committed notebook (stored outputs, nothing
   executed) into a temporary folder, and one headless chromium (Debian's, driven by
   Playwright as in tests/test_browser.py) opens each deck from disk with no network. Each
   deck must load nothing that fails (reveal.js, MathJax and fonts come from the folder), start
@@ -27,16 +27,7 @@ from test_browser import ARTIFACTS, CHROMIUM_ARGS, _chromium, _playwright, _unav
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mark_slides = _load("mark_slides")
-make_slides = _load("make_slides")
+from tools import make_slides, mark_slides  # noqa: E402
 NOTEBOOKS = mark_slides.course_notebooks(ROOT)
 # A slide may exceed the canvas by this much before it counts as overflowing (borders, rounding).
 OVERFLOW_TOLERANCE = 1.05
@@ -50,7 +41,7 @@ def test_committed_notebook_has_the_slide_metadata_of_mark_slides(path):
     nb = json.loads(text)
     mark_slides.mark(nb)
     assert mark_slides.dumps(nb) == text, \
-        f"{path.name}: slide metadata out of date; run: python scripts/mark_slides.py"
+        f"{path.name}: slide metadata out of date; run: python -m tools.mark_slides"
     types = [c["metadata"]["slideshow"]["slide_type"] for c in nb["cells"]]
     assert set(types) <= set(mark_slides.SLIDE_TYPES)
     assert types[0] == "skip" and types[1] == "slide"           # the badge; the title

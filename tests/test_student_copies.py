@@ -1,5 +1,5 @@
 """The instructor notebooks hold a worked solution for every code exercise; the students'
-copies made by scripts/make_student_copies.py (nbgrader's ClearSolutions) hold none of it.
+copies made by tools/make_student_copies.py (nbgrader's ClearSolutions) hold none of it.
 
 - every code exercise that a notebook's "Exercises" section announces ("Write `name(...)`")
   has a solution region in the instructor notebook, folded, with its checker call active and
@@ -36,15 +36,8 @@ EXERCISES = A.exercises()
 ANNOUNCED = re.compile(r"^\d+\. \*\*[^*]+\*\* Write `(\w+)\(", re.MULTILINE)
 
 
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-S = _script("make_student_copies")
-W = _script("sync_written_answers")
+from tools import make_student_copies as S  # noqa: E402
+from tools import sync_written_answers as W  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +137,7 @@ def test_written_only_exercises_carry_the_answer_keys_answer_in_a_solution_regio
         text = A.source(cells[0])
         assert text.startswith(f"**Exercise {key[-1]}: {title}**"), text[:80]
         assert S.solution_regions(cells[0]) and body in text, (
-            f"{key} differs from the answer key: run scripts/sync_written_answers.py")
+            f"{key} differs from the answer key: run tools/sync_written_answers.py")
 
 
 # --- the student copies ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Regenerate the committed outputs of the course notebooks.
 
     RESNET_NB_DATA=path/to/cifar10 flock /tmp/resnet_nb_heavy.lock \\
-        .venv/bin/python scripts/run_notebooks.py [notebooks/01_degradation.ipynb ...] \\
+        .venv/bin/python -m tools.run_notebooks [notebooks/01_degradation.ipynb ...] \\
         [--profile cpu] [--timeout 1800]
 
 Each notebook (default: all of notebooks/NN_*.ipynb) is executed top to bottom, in a fresh
@@ -120,7 +120,7 @@ def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
     # Read the file only now, so that times written meanwhile by another run are kept.
     timings = json.loads(path.read_text()) if path.exists() else {}
     timings["note"] = ("wall time of a top-to-bottom run of each notebook "
-                       "(scripts/run_notebooks.py), per profile")
+                       "(tools/run_notebooks.py), per profile")
     for name, entry in measured.items():
         timings.setdefault("notebooks", {}).setdefault(name, {})[profile] = entry
     if path.resolve() == TIMINGS.resolve():      # forget notebooks that were renamed or removed

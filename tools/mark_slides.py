@@ -1,7 +1,7 @@
 """Mark every notebook's cells for a slide show (RISE in JupyterLab, or `nbconvert --to slides`).
 
-    python scripts/mark_slides.py            # write cell.metadata.slideshow in notebooks/
-    python scripts/mark_slides.py --check    # change nothing; exit 1 if a notebook differs
+    python -m tools.mark_slides            # write cell.metadata.slideshow in notebooks/
+    python -m tools.mark_slides --check    # change nothing; exit 1 if a notebook differs
 
 The script sets one key per cell, `metadata.slideshow = {"slide_type": ...}`, and touches
 nothing else (sources, outputs, other metadata and the file's formatting stay as they are).
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sync_repo_url import course_notebooks, is_badge_cell, is_install_cell  # noqa: E402
 
-# The deck's canvas (scripts/make_slides.py builds it at this size) and the part of its height
+# The deck's canvas (tools/make_slides.py builds it at this size) and the part of its height
 # the estimate may fill: reveal.js centres a slide and keeps a margin, and the estimate is rough.
 SLIDE_WIDTH_PX, SLIDE_HEIGHT_PX = 1280, 720
 SLIDE_BUDGET_PX = 620
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{types.count('fragment')} fragment, {types.count('notes')} notes, "
               f"{types.count('skip')} skip)" + (" - differs" if path in differ else ""))
     if args.check and differ:
-        print("run: python scripts/mark_slides.py", file=sys.stderr)
+        print("run: python -m tools.mark_slides", file=sys.stderr)
         return 1
     return 0
 

@@ -1,13 +1,13 @@
 """Copy the answer key's worked answers to the written exercises into the notebooks.
 
-    python scripts/sync_written_answers.py
+    python -m tools.sync_written_answers
 
 teaching/answer_key.md is where the answers are written. The exercises answered in prose or by
 a measurement alone (WRITTEN below) also end their notebook with a markdown cell holding the
 answer key's words inside nbgrader's solution markers and a folded <details> block, so that the
-instructor notebooks carry every solution and scripts/make_student_copies.py takes them out.
+instructor notebooks carry every solution and tools/make_student_copies.py takes them out.
 Run this after editing one of those answers in the answer key (tests/test_student_copies.py
-checks that the two agree), then scripts/mark_slides.py.
+checks that the two agree), then tools/mark_slides.py.
 """
 import json
 import re
@@ -44,7 +44,7 @@ def answer_cell_text(key: str, title: str, body: str) -> str:
             f"</details>\n<!-- ### END SOLUTION -->")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     sections = answer_key_sections()
     notebooks = {p.name[:2]: p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     for key in WRITTEN:

@@ -1,6 +1,6 @@
 """One prepared session on a lent GPU: benchmark, then the reference runs, then pack the results.
 
-    python scripts/reference_on_gpu.py --data PATH --archive RESULTS.tar.gz --seconds 500 \\
+    python -m tools.reference_on_gpu --data PATH --archive RESULTS.tar.gz --seconds 500 \\
         [--queue "fig6 --seeds 0" "table6:20,56 --seeds 0" "fig6 --seeds 1 2"] \\
         [--compile reduce-overhead --jobs 1] [--no-precision-check] [--notebooks gpu]
 
@@ -15,7 +15,7 @@ Steps, each bounded so that the whole script ends within --seconds:
    (N = 8 eager, 4 compiled); at the same time, short ResNet-20 runs in fp32, fp16 and bf16
    (2 seeds each) check that fp16 with loss scaling trains as well as float32 (not with
    --no-precision-check), and with --notebooks PROFILE the course notebooks run top to
-   bottom under that profile (scripts/run_notebooks.py, on copies in the work folder, the
+   bottom under that profile (tools/run_notebooks.py, on copies in the work folder, the
    heavy ones first; their times, recorded with a note that the device was shared, are
    upper bounds); at the deadline everything is interrupted (Ctrl-C): each run keeps its
    last finished epoch;
@@ -96,7 +96,7 @@ class NotebookRuns:
         for nb in originals:
             shutil.copy2(nb, copies / nb.name)
             self.commands.append(
-                [py, "scripts/run_notebooks.py", "--profile", profile, "--timeout", "300",
+                [py, "-m", "tools.run_notebooks", "--profile", profile, "--timeout", "300",
                  "--timings", str(work / "timings.json"),
                  *(["--note", note] if note else []), str(copies / nb.name)])
         self.log = work / "notebooks.log"

@@ -1,7 +1,7 @@
 """Make every link to the course's repository agree with pyproject.toml.
 
-    python scripts/sync_repo_url.py            # rewrite what differs, list the files changed
-    python scripts/sync_repo_url.py --check    # change nothing; exit 1 and list what differs
+    python -m tools.sync_repo_url            # rewrite what differs, list the files changed
+    python -m tools.sync_repo_url --check    # change nothing; exit 1 and list what differs
 
 One place names the repository: `Repository` in pyproject.toml's [project.urls], a GitHub
 address, optionally with `/tree/<branch>` (default branch: main). A teacher who forks the
@@ -20,7 +20,7 @@ downloading CIFAR-10 again.
 
 The script is idempotent (a second run changes nothing), finds notebooks by name pattern, and
 keeps each notebook's other cells, ids and outputs as they are. A notebook that got a new
-install cell must have its outputs regenerated (scripts/run_notebooks.py): it says so.
+install cell must have its outputs regenerated (tools/run_notebooks.py): it says so.
 """
 from __future__ import annotations
 
@@ -202,7 +202,7 @@ def sync_notebook(nb, repo: Repository, name: str) -> list[str]:
         cell.id = _unique_id(nb, INSTALL_CELL_ID)
         # After the badge and the opening cell (goal and time budget).
         nb.cells.insert(min(2, len(nb.cells)), cell)
-        changes.append("install cell inserted: regenerate its outputs (scripts/run_notebooks.py)")
+        changes.append("install cell inserted: regenerate its outputs (tools/run_notebooks.py)")
     return changes
 
 
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     for line in problems:
         print(line, file=sys.stderr)
     if args.check and changes:
-        print("run python scripts/sync_repo_url.py to rewrite them", file=sys.stderr)
+        print("run python -m tools.sync_repo_url to rewrite them", file=sys.stderr)
     if not changes and not problems:
         print(f"everything links {read_repository().url} already")
     return 1 if problems or (args.check and changes) else 0

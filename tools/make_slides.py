@@ -1,11 +1,11 @@
 """Build a reveal.js slide deck of every notebook, to present without the internet.
 
-    python scripts/make_slides.py                     # slides/NN_topic.slides.html, one per notebook
-    python scripts/make_slides.py --out DIR notebooks/02_residual_formulation.ipynb
+    python -m tools.make_slides                     # slides/NN_topic.slides.html, one per notebook
+    python -m tools.make_slides --out DIR notebooks/02_residual_formulation.ipynb
 
 Each deck is `jupyter nbconvert --to slides` of the committed notebook with its stored outputs
 (nothing is executed), cut into slides by the cells' `slideshow` metadata
-(scripts/mark_slides.py writes it). Figures are embedded in the HTML. What a deck loads
+(tools/mark_slides.py writes it). Figures are embedded in the HTML. What a deck loads
 besides itself is copied into the output folder, so the folder works when copied to a
 machine without internet (open a deck in a browser; S opens the speaker notes):
 
@@ -14,7 +14,7 @@ machine without internet (open a deck in a browser; S opens the speaker notes):
 - MathJax 2.7 from the jupyter-server-mathjax package (into DIR/mathjax/).
 
 nbconvert's stock reveal template also loads jQuery, require.js and Mermaid from a CDN; the
-template in scripts/slide_templates/ extends it without them. The canvas is 1280x720, the
+template in tools/slide_templates/ extends it without them. The canvas is 1280x720, the
 size mark_slides.py fits the slides to; reveal.js scales it to the screen.
 """
 from __future__ import annotations

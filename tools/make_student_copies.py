@@ -1,6 +1,6 @@
 """Make the students' copies of the notebooks: the worked solutions taken out.
 
-    python scripts/make_student_copies.py --out student/
+    python -m tools.make_student_copies --out student/
 
 The notebooks in notebooks/ are the instructor's: each code exercise holds a worked solution
 between nbgrader's markers (`### BEGIN SOLUTION` / `### END SOLUTION`), followed by the
@@ -52,7 +52,7 @@ SOLUTION_NOTE = (
     "**The folded cell below is a worked solution** with its check: try the exercise "
     "yourself before you unfold it (click the bar at its left in JupyterLab, or \"Show code\" "
     "in Colab). Teachers make copies of the notebooks without the solutions with "
-    "`python scripts/make_student_copies.py --out student/` (README, \"In a class\").")
+    "`python -m tools.make_student_copies --out student/` (README, \"In a class\").")
 STUDENT_NOTE = (
     "**Your answer goes in the cell below**, where it says `YOUR CODE HERE` (the line above "
     "it says what to write). Run the cell: it checks your answer and says what is wrong, or "
@@ -204,7 +204,7 @@ def make_student_folder(out: Path, notebooks: Path = ROOT / "notebooks",
             shutil.copy2(extra, out / extra.name)
             written_extra.append(out / extra.name)
     (out / MARKER_FILE).write_text(json.dumps({
-        "made_by": "scripts/make_student_copies.py: the student copies of the course's "
+        "made_by": "tools/make_student_copies.py: the student copies of the course's "
                    "notebooks; rerunning it replaces those unchanged since (sha256 below)",
         "sha256": {q.name: _sha256(q) for q in written + written_extra}}, indent=1) + "\n")
     return written

@@ -48,15 +48,9 @@ BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"       # nbgrader's delimiters, mat
 TITLE = "#@title Worked solution: try the exercise before you unfold this cell"
 # What the instructor notebooks say just above each folded solution, and what a student copy
 # says there instead (tests/test_student_copies.py checks both).
-SOLUTION_NOTE = (
-    "**The folded cell below is a worked solution** with its check: try the exercise "
-    "yourself before you unfold it (click the bar at its left in JupyterLab, or \"Show code\" "
-    "in Colab). Teachers make copies of the notebooks without the solutions with "
-    "`python -m tools.make_student_copies --out student/` (README, \"In a class\").")
-STUDENT_NOTE = (
-    "**Your answer goes in the cell below**, where it says `YOUR CODE HERE` (the line above "
-    "it says what to write). Run the cell: it checks your answer and says what is wrong, or "
-    "`correct`. Until you have written it, the cell stops with `NotImplementedError`.")
+SOLUTION_NOTE = "*A worked solution is folded below: try the exercise first.*"
+STUDENT_NOTE = ("*Your answer goes in the cell below, at `YOUR CODE HERE`; running the cell "
+                "checks it.*")
 CODE_STUB = ("# YOUR CODE HERE: replace these two lines with your answer\n"
              "raise NotImplementedError(\"exercise not done yet: write your answer in place of "
              "this line, then run the cell again\")")

@@ -8,14 +8,15 @@ The build steps, in the order `build` runs them (each is also a module: `python 
     sync_repo_url          the repository address in badges, install cells and README links
     sync_written_answers   the answer key's written answers, folded into the notebooks
     run_notebooks          regenerate the stored outputs (cpu profile, real data; only with
-                           --regenerate: it trains for many minutes)
+                           --regenerate: it trains for many minutes); without it, only the
+                           headers' computer times are written from notebooks/timings.json
     mark_slides            the slide metadata of every notebook cell
     make_slides            the offline slide decks (slides/)
     make_student_copies    the student copies (student/)
     budget                 the course's size budgets (fails when one is broken)
 
-`build --check` changes nothing: it runs the steps that can check (sync_repo_url, mark_slides,
-budget) with --check and reports the first that fails.
+`build --check` changes nothing: it runs the steps that can check (sync_repo_url, the headers'
+times of run_notebooks, mark_slides, budget) with --check and reports the first that fails.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import sys
 
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
-CHECKS = {"sync_repo_url": ["--check"], "mark_slides": ["--check"], "budget": []}
+CHECKS = {"sync_repo_url": ["--check"], "run_notebooks": ["--headers", "--check"],
+          "mark_slides": ["--check"], "budget": []}
 OTHER_TOOLS = ("reference_on_gpu",)
 
 
@@ -46,7 +48,7 @@ def build(argv: list[str]) -> int:
                 continue
             args = CHECKS[name]
         elif name == "run_notebooks" and not regenerate:
-            continue
+            args = ["--headers"]
         else:
             args = {"make_student_copies": ["--out", "student", "--force"]}.get(name, [])
         status = run_step(name, args)

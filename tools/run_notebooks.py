@@ -238,7 +238,7 @@ def headers_main(check: bool) -> int:
     return 1 if check and said else 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebooks", nargs="*", type=Path,
                    help="notebooks to run (default: every notebooks/NN_*.ipynb)")
@@ -253,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
                    help="run nothing: write each notebook's header time line from timings.json")
     p.add_argument("--check", action="store_true",
                    help="with --headers: change nothing; exit 1 if a header is wrong")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     if args.headers:
         return headers_main(args.check)

@@ -269,11 +269,12 @@ def format_predictions(speed: float, predictions: list[Prediction],
     lines = [f"this machine trains ResNet-20 at {speed:,.0f} images/s (batch {SPEED_BATCH})"]
     for profile in profiles:
         ref = recorded["speed"][profile]
-        then = [runs[profile].get("images_per_second") or ref["images_per_second"]
-                for runs in recorded.get("notebooks", {}).values() if profile in runs]
+        runs = [r[profile] for r in recorded.get("notebooks", {}).values() if profile in r]
+        then = [r.get("images_per_second") or ref["images_per_second"] for r in runs]
         low, high = min(then), max(then)
         at = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f}"
-        lines.append(f"'{profile}' profile: recorded on {ref['machine']}, which trained it at "
+        machines = " and ".join(dict.fromkeys(r.get("machine", ref["machine"]) for r in runs))
+        lines.append(f"'{profile}' profile: recorded on {machines}, which trained it at "
                      f"{at} images/s during the runs; predicted here (in brackets: at "
                      f"{REFERENCE_SPEED:,} images/s, as the notebooks' headers say):")
         mine = [p for p in predictions if p.profile == profile]

@@ -98,6 +98,11 @@ def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
     assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
     # In brackets, the recorded times at 1,000 images/s, as the headers state them.
     assert "10.0 min   (5.0 min)" in text and "20 s   (10 s)" in text
+    # Times recorded on two machines name both.
+    recorded["notebooks"]["02_y.ipynb"]["cpu"]["machine"] = "another CPU"
+    path.write_text(json.dumps(recorded))
+    text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
+    assert "recorded on 2-core CPU and another CPU, which trained it at" in text
 
 
 def test_predictions_say_which_times_are_upper_bounds_and_which_notebooks_are_untimed(tmp_path):

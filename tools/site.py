@@ -53,8 +53,22 @@ LINK = re.compile(r"(?<!!)(\[[^\]]*\])\(([^)\s]+)((?:\s+\"[^\"]*\")?)\)")
 BADGE_LINE = re.compile(r"^\s*\[!\[.*$\n?", re.M)
 
 
+MARKER = ".resnet-nb-site"                   # in every folder this command writes and replaces
+
+
 class SiteError(RuntimeError):
     """The site cannot be built as asked; the message says what to do."""
+
+
+def replace_folder(path: Path, remove: bool = True) -> None:
+    """Remove `path` to write it anew, if this command wrote it (or it is empty); else refuse
+    (with remove=False, only check)."""
+    if path.exists():
+        if not path.is_dir() or (any(path.iterdir()) and not (path / MARKER).exists()):
+            raise SiteError(f"{path} exists and is not a folder this command wrote (no {MARKER} "
+                            "in it): choose another --out, or remove it")
+        if remove:
+            shutil.rmtree(path)
 
 
 @dataclass(frozen=True)
@@ -248,7 +262,7 @@ project = "resnet-nb"
 html_title = "resnet-nb"
 extensions = ["myst_nb"]
 exclude_patterns = ["_static", "_extra", "_doctrees", "html", "jupyter_execute",
-                    "**.ipynb_checkpoints"]
+                    "**.ipynb_checkpoints", "{marker}"]
 nb_execution_mode = "off"            # the notebooks' stored outputs, as committed
 nb_merge_streams = True
 nb_ipywidgets_js = {{{widgets!r}: {{}}}}    # served from _static/, no require.js needed
@@ -275,10 +289,12 @@ def write_source(source: Path, links: Links, widgets: bool, say=print) -> None:
     notebooks = course_notebooks(ROOT / "notebooks")
     if not notebooks:
         raise SiteError("no notebooks (NN_topic.ipynb) in notebooks/: run this from the course")
-    if source.exists():
-        shutil.rmtree(source)
+    replace_folder(source)
+    source.mkdir(parents=True)
+    (source / MARKER).touch()
     downloads = source / "_extra" / DOWNLOADS
     make_student_folder(downloads, ROOT / "notebooks", force=True)
+    (downloads / ".student-copies").unlink()      # the copies' own marker: not for the site
     site_assets.install(source / "_static")
     views = site_widgets.widget_views(notebooks, say=say) if widgets else {}
     pages = site_pages(notebooks)
@@ -306,7 +322,7 @@ def write_source(source: Path, links: Links, widgets: bool, say=print) -> None:
     (source / "index.md").write_text(landing, encoding="utf-8")
     (source / "conf.py").write_text(CONF.format(
         widgets=site_assets.WIDGETS_SCRIPT, mathjax=site_assets.MATHJAX_SCRIPT,
-        repo=links.repo.url, branch=links.repo.branch), encoding="utf-8")
+        repo=links.repo.url, branch=links.repo.branch, marker=MARKER), encoding="utf-8")
 
 
 def sphinx_build(source: Path, out: Path) -> list[str]:
@@ -330,10 +346,10 @@ def sphinx_build(source: Path, out: Path) -> list[str]:
     app.build()
     if app.statuscode:
         raise SiteError(f"Sphinx failed (exit {app.statuscode}): {warnings.getvalue()[-500:]}")
-    if out.exists():
-        shutil.rmtree(out)
+    replace_folder(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(source / "html", out)
+    (out / MARKER).touch()
     return [line for line in warnings.getvalue().splitlines() if line.strip()]
 
 
@@ -341,6 +357,7 @@ def build(out: Path = OUT, widgets: bool = True, source: Path = SOURCE, say=prin
     """Build the site into `out`; the path of its index.html."""
     t0 = time.perf_counter()
     links = read_links()
+    replace_folder(out, remove=False)    # refuse before any work if `out` is not an earlier site
     write_source(source, links, widgets, say=say)
     t1 = time.perf_counter()
     warnings = sphinx_build(source, out)

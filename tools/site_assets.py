@@ -49,12 +49,14 @@ class NpmPackage:
 
 MATHJAX = NpmPackage(
     "mathjax", "3.2.2",
-    "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+    "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/"
+    "FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
     "mathjax", "es5",
     keep=("tex-chtml.js", "input/tex", "output/chtml", "ui", "a11y", "sre", "adaptors"))
 WIDGETS = NpmPackage(
     "@jupyter-widgets/html-manager", "1.0.15",
-    "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+    "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//"
+    "SABeNz1yp47bCrJ3CQA==",
     "widgets", "dist", suffixes=("embed.js", "embed.js.LICENSE.txt", ".woff2", ".woff", ".ttf",
                               ".eot", ".svg"))
 PACKAGES = (MATHJAX, WIDGETS)

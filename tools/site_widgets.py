@@ -3,19 +3,20 @@
 The committed notebooks keep no widget state (without a kernel, JupyterLab shows saved state as
 "model not found"), so the cells that display the lab's controls have no stored output. For the
 website, each notebook that uses widgets (its code imports ipywidgets or resnet_nb.widgets) is
-run top to bottom under the `smoke` profile by nbclient with `store_widget_state`, as its
+run from the top under the `smoke` profile by nbclient with `store_widget_state`, as its
 student copy (the exercise cells stop at their stubs, as under the tests), in a fresh kernel
 whose working folder is notebooks/. What the site keeps from that run:
 
 - the widget views of the code cells that have no stored output in the committed notebook (the
-  cells whose output is a widget), by cell id;
+  cells whose output is a widget; exercise cells excepted), by cell id; the run stops after the
+  last such cell, so the views are the first ones;
 - the saved state of the widget models those views show, and of the models they refer to.
 
-Every other output on the site stays the committed one. A run takes about a minute per
+Every other output on the site stays the committed one. A run takes up to a minute per
 notebook on a 2-core machine, so its result is cached in .cache/site/widgets/ (git-ignored)
 under a sha256 of what it depends on: the notebook's code cells, the resnet_nb package's
-source, the reference runs' manifest, the profile and the ipywidgets version. Edits of the
-prose do not invalidate it.
+source, the reference runs' manifest, this script and the student copies' maker, the profile
+and the ipywidgets version. Edits of the prose do not invalidate it.
 
     python -m tools.site_widgets NOTEBOOK OUT.json    # one run (what the site build starts)
 """
@@ -55,7 +56,10 @@ def cache_key(nb) -> str:
     h = hashlib.sha256()
     parts = [PROFILE, version("ipywidgets")] + [c.source for c in nb.cells
                                                  if c.cell_type == "code"]
-    for path in sorted((ROOT / "resnet_nb").glob("*.py")) + [ROOT / "reference" / "MANIFEST.json"]:
+    files = sorted((ROOT / "resnet_nb").glob("*.py")) + [
+        ROOT / "reference" / "MANIFEST.json", Path(__file__).resolve(),
+        ROOT / "tools" / "make_student_copies.py"]
+    for path in files:
         parts.append(f"{path.relative_to(ROOT)}\n{path.read_text(encoding='utf-8')}"
                      if path.exists() else str(path.relative_to(ROOT)))
     for part in parts:
@@ -76,14 +80,20 @@ def reachable(state: dict, roots: list[str]) -> dict:
     return keep
 
 
+def may_show_a_widget(cell) -> bool:
+    """A code cell with no stored output that is not an exercise left for the student: the
+    cells whose widget view the site shows."""
+    return cell.cell_type == "code" and not cell.get("outputs") and \
+        "raises-exception" not in cell.get("metadata", {}).get("tags", [])
+
+
 def views_and_state(executed, committed) -> dict:
     """What the site takes from an executed copy (see the module's docstring)."""
-    stored = {c.get("id"): c for c in committed.cells if c.cell_type == "code"}
+    stored = {c.get("id"): c for c in committed.cells if may_show_a_widget(c)}
     views, roots = {}, []
     for cell in executed.cells:
         before = stored.get(cell.get("id"))
-        if cell.cell_type != "code" or before is None or before.get("outputs") \
-                or before.source != cell.source:
+        if before is None or before.source != cell.source:
             continue
         shown = [out for out in cell.get("outputs", []) if WIDGET_VIEW in out.get("data", {})]
         if shown:
@@ -107,6 +117,10 @@ def execute(path: Path, timeout: int = 600) -> dict:
 
     committed = student_copy(nbformat.read(path, as_version=4))
     executed = nbformat.from_dict(json.loads(json.dumps(committed)))
+    # No cell after the last one that may show a widget can add a view: the run stops there,
+    # so the views are also the first ones (no later cell has moved their controls).
+    last = max((i for i, c in enumerate(executed.cells) if may_show_a_widget(c)), default=-1)
+    executed.cells = executed.cells[:last + 1]
     client = NotebookClient(executed, timeout=timeout, kernel_name="python3",
                             store_widget_state=True, record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})

@@ -122,6 +122,46 @@ def test_a_quoted_solution_is_found():
     assert not shown_secrets("\n".join(c.source for c in student_copy(nb).cells), secret)
 
 
+# --- links: between pages on the site, to the repository elsewhere --------------------------------
+
+def test_links_between_repository_files_become_links_between_pages():
+    from tools.site import Links, rewrite_links
+    from tools.sync_repo_url import Repository
+
+    links = Links(Repository("owner", "course", "main"), "class", "")
+    pages = {"README.md": "index.md", "teaching/README.md": "teaching/README.md",
+             "notebooks/01_x.ipynb": "notebooks/01_x.ipynb"}
+    anchors = {"README.md": {"course-map"}}
+    text = ("[a](../README.md#course-map) [b](../README.md#data) [c](answer_key.md) "
+            "[d](../notebooks/01_x.ipynb) [e](https://example.org/x.md) [f](#here) "
+            '[g](README.md "title") ![h](figure.png)')
+    out = rewrite_links(text, "teaching/README.md", pages, links, anchors)
+    github = "https://github.com/owner/course/blob/main"
+    assert "[a](../index.md#course-map)" in out                 # a section the landing page has
+    assert f"[b]({github}/README.md#data)" in out               # one it has not: on GitHub
+    assert f"[c]({github}/teaching/answer_key.md)" in out       # not a page of the site
+    assert "[d](../notebooks/01_x.ipynb)" in out
+    assert "[e](https://example.org/x.md)" in out and "[f](#here)" in out
+    assert '[g](README.md "title")' in out and "![h](figure.png)" in out
+    landing = rewrite_links("[m](#course-map) [n](#data)", "README.md", pages, links, anchors)
+    assert landing == f"[m](#course-map) [n]({github}/README.md#data)"
+
+
+def test_run_links_point_at_the_class_release():
+    from tools.site import Links
+    from tools.sync_repo_url import Repository
+
+    repo = Repository("owner", "course", "main")
+    links = Links(repo, "class", "https://hub.example.org/")
+    assert links.colab("06_lab.ipynb") == ("https://colab.research.google.com/github/owner/"
+                                           "course/blob/class/notebooks/06_lab.ipynb")
+    hub = links.hub("06_lab.ipynb")
+    assert hub.startswith("https://hub.example.org/hub/user-redirect/git-pull?")
+    assert "branch=class" in hub and "06_lab.ipynb" in hub
+    assert Links(repo, "", "").hub("06_lab.ipynb") is None
+    assert "/blob/main/" in Links(repo, "", "").colab("06_lab.ipynb")
+
+
 # --- the site, served, and crawled ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -217,7 +257,7 @@ def crawl(server):
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
-    pages, failures, todo = {}, [], ["index.html"]
+    pages, failures, todo = {}, [], ["index.html", "search.html?q=residual"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -242,6 +282,7 @@ def crawl(server):
             page.goto(server + path, wait_until="load", timeout=60_000)
             state = page.evaluate(_PAGE_STATE)
             state["ready_s"] = time.perf_counter() - t0
+            page.wait_for_load_state("networkidle")   # e.g. the search page fetches pages
             if path.startswith("notebooks/"):
                 ARTIFACTS.mkdir(exist_ok=True)
                 page.screenshot(path=str(ARTIFACTS / f"site-{Path(path).stem}.png"))
@@ -255,6 +296,8 @@ def crawl(server):
                     todo.append(name)
         browser.close()
     _record("page_ready_seconds", {k: round(v["ready_s"], 2) for k, v in pages.items()})
+    _record("page_load_event_seconds", {k: round(v["load_ms"] / 1000, 2)
+                                        for k, v in pages.items() if v["load_ms"]})
     return pages, failures
 
 

@@ -161,8 +161,14 @@ def widget_views(paths: list[Path], cache: Path = CACHE, say=print) -> dict[str,
         running[path] = (subprocess.Popen(
             [sys.executable, "-m", "tools.site_widgets", str(path), str(entry)], cwd=ROOT,
             env=_environment(), stdout=log, stderr=subprocess.STDOUT), log, time.perf_counter())
-    for path, (proc, log, t0) in running.items():
-        status = proc.wait()
+    ended = {}
+    while len(ended) < len(running):            # note when each run ends, for its time
+        for path, (proc, _, t0) in running.items():
+            if path not in ended and proc.poll() is not None:
+                ended[path] = time.perf_counter() - t0
+        time.sleep(0.2)
+    for path, (proc, log, _) in running.items():
+        status = proc.returncode
         log.close()
         entry = wanted[path]
         if status != 0:
@@ -173,7 +179,7 @@ def widget_views(paths: list[Path], cache: Path = CACHE, say=print) -> dict[str,
         for old in cache.glob(f"{path.stem}-*.json"):      # earlier versions of this notebook
             if old != entry:
                 old.unlink()
-        say(f"{path.name}: widget views in {time.perf_counter() - t0:.0f} s")
+        say(f"{path.name}: widget views in {ended[path]:.0f} s")
         results[path.name] = json.loads(entry.read_text())
     return results
 

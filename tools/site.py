@@ -370,7 +370,8 @@ def build(out: Path = OUT, widgets: bool = True, source: Path = SOURCE, say=prin
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools site",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT,
                         help="the folder to write (replaced; default build/site/)")
     parser.add_argument("--no-widgets", action="store_true",

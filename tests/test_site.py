@@ -162,6 +162,19 @@ def test_run_links_point_at_the_class_release():
     assert "/blob/main/" in Links(repo, "", "").colab("06_lab.ipynb")
 
 
+def test_the_reference_page_falls_back_to_the_stored_runs(tmp_path):
+    """Without reference/README.md, the page is made from what resnet_nb.reference loads: the
+    paper-against-measured table and every set, with the command that made it."""
+    from resnet_nb import reference
+    from tools.site import read_links, reference_page
+
+    page = reference_page(read_links(), readme=tmp_path / "no-README.md")
+    assert "| set | network | paper: test error (%) | measured: test error (%)" in page
+    for name in ("fig6", "table6"):
+        assert reference.set_info(name)["command"] in page
+    assert page.count("\n| fig6 | ") == len(reference.histories("fig6"))
+
+
 # --- the site, served, and crawled ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")

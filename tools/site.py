@@ -167,22 +167,22 @@ def landing_page(readme: str, links: Links, notebooks: list[Path]) -> str:
     return "\n".join([opening, course_map, run])
 
 
-def reference_page(links: Links) -> str:
+def reference_page(links: Links, readme: Path = ROOT / "reference" / "README.md") -> str:
     """reference/README.md, or a page made from the stored runs while there is none."""
-    readme = ROOT / "reference" / "README.md"
     if readme.exists():
         return readme.read_text(encoding="utf-8")
     from resnet_nb import reference
     from resnet_nb.reproduce import summary_table
 
     root = reference.reference_dir()
-    sets = sorted({name.split("/")[0] for name in json.loads(
-        (root / "MANIFEST.json").read_text())["files"] if name.endswith("/set.json")})
+    files = json.loads((root / "MANIFEST.json").read_text())["files"]
+    sets = sorted({name.split("/")[0] for name in files if name.endswith("/set.json")})
+    weights = sum(name.endswith(".pt") for name in files)
     lines = ["# Reference runs", "",
              "The course's own converged runs, stored in the repository's "
-             f"[reference/]({links.github('reference')}) folder: each run's history and the "
-             "trained weights of four networks. `resnet_nb.reference` loads them, after checking "
-             "each file against its sha256 in reference/MANIFEST.json.", "",
+             f"[reference/]({links.github('reference')}) folder: each run's history, and the "
+             f"trained weights of {weights} networks. `resnet_nb.reference` loads them, after "
+             "checking each file against its sha256 in reference/MANIFEST.json.", "",
              "## The paper against what this course measured", "", summary_table(root), ""]
     for name in sets:
         info = reference.set_info(name)

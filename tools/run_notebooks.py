@@ -14,9 +14,10 @@ machine and the date, in notebooks/timings.json (entries of notebooks not run ar
 Notebook 00 prints the recorded times (its environment check predicts them for the student's
 machine), its own included, so when 00 is among the notebooks run it is run once more at the
 end, after every time has been recorded; that second run's time is not recorded.
-Under the cpu profile, each notebook's header sentence "The computer needs ... at the `cpu`
-profile (...) ... while it trained ResNet-20 at N images/s" is rewritten with the time and
-speed just recorded, and so are the README course map's times and speed range
+Under the cpu profile, each notebook's header line "**Time:** about N minutes for you; X for
+the computer at the `cpu` profile (1,000 ResNet-20 images/s)." gets the time just recorded,
+normalised to that speed (recorded seconds x recorded images/s / 1,000, as tools/budget.py
+counts it), and the README course map gets the times and speed range
 (tests/test_notebook_claims.py checks both against timings.json).
 Exit status: 0 when every notebook ran, 1 otherwise.
 """
@@ -133,26 +134,33 @@ def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
     path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
 
 
-# The header sentence that states a notebook's recorded cpu time and the speed it ran at.
-HEADER_TIME = re.compile(r"(The computer needs )(\d+ (?:seconds|minutes))( at the `cpu` profile \(.*?"
-                         r"while it trained ResNet-20 at )([\d,]+)( images/s)", re.S)
+# The header's time line: the reader's time, then the notebook's recorded cpu time normalised
+# to the reference training speed of tools/budget.py.
+HEADER_TIME = re.compile(r"(\*\*Time:\*\* about \d+ minutes for you; )([\d.]+ (?:s|minutes))"
+                         r"( for the computer at the `cpu` profile \(1,000 ResNet-20 images/s\)\.)")
+
+
+def normalised_seconds(entry: dict) -> float:
+    """A recorded run's seconds at the reference speed: seconds x images/s / 1,000."""
+    from tools.budget import REFERENCE_SPEED
+    return entry["seconds"] * entry["images_per_second"] / REFERENCE_SPEED
 
 
 def duration_words(seconds: float) -> str:
-    """How a header states a recorded time: seconds below 90 s, whole minutes above."""
-    return f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.0f} minutes"
+    """How a header states a normalised time: "45 s" below two minutes, else minutes with one
+    decimal ("4.1 minutes")."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
 
 
 def update_header(path: Path, entry: dict) -> bool:
-    """Write a notebook's recorded cpu time and training speed into its header's **Time:**
-    sentence, so the header never states an older run's time. Returns whether it changed."""
+    """Write a notebook's recorded cpu time, normalised, into its header's **Time:** line, so
+    the header never states an older run's time. Returns whether it changed."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown" and HEADER_TIME.search(cell.source):
-            new = HEADER_TIME.sub(lambda m: m.group(1) + duration_words(entry["seconds"])
-                                  + m.group(3) + f"{entry['images_per_second']:,.0f}" + m.group(5),
-                                  cell.source, count=1)
+            new = HEADER_TIME.sub(lambda m: m.group(1) + duration_words(normalised_seconds(entry))
+                                  + m.group(3), cell.source, count=1)
             if new == cell.source:
                 return False
             cell.source = new

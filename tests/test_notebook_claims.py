@@ -437,7 +437,7 @@ def _lesion_drops(nb) -> tuple[float, dict]:
     """The reference ResNet-56's accuracy and {block: points lost alone} as 06 prints them."""
     text = _printed(_cell(nb, "d1f9d8c4"))
     base = float(re.search(r"^ResNet-56 \(A\): all blocks ([\d.]+)%", text, re.M)[1])
-    row = text.split("points lost per block removed alone:")[1]
+    row = text.split("points lost per block removed alone (block:points):")[1]
     drops = {int(b): float(d) for b, d in re.findall(r"(\d+):(-?[\d.]+)", row)}
     assert sorted(drops) == list(range(1, 28)), drops
     return base, drops

@@ -438,7 +438,7 @@ def _lesion_drops(nb) -> tuple[float, dict]:
     text = _printed(_cell(nb, "d1f9d8c4"))
     base = float(re.search(r"^ResNet-56 \(A\): all blocks ([\d.]+)%", text, re.M)[1])
     row = text.split("points lost per block removed alone (block:points):")[1]
-    drops = {int(b): float(d) for b, d in re.findall(r"(\d+):(-?[\d.]+)", row)}
+    drops = {int(b): float(d) for b, d in re.findall(r"(\d+):(-?\d+\.\d\d)\b", row)}
     assert sorted(drops) == list(range(1, 28)), drops
     return base, drops
 
@@ -452,15 +452,17 @@ def test_06_worked_answers_quote_the_stored_output():
     assert "blocks switched off: 2, 3, 4, 5, 6, 7, 8, 9" in together
     now = dict(re.findall(r"^(plain-56|ResNet-56 \(A\)): test accuracy [\d.]+% with every "
                           r"block, ([\d.]+)% now", together, re.M))
-    cost = sum(drops[b] for b in range(2, 10))          # rounded drops: within 0.1 of the exact sum
+    cost = sum(drops[b] for b in range(2, 10))          # the printout's drops are exact (2,000 images)
     answer = _oneline(_source(_cell(nb, "de5bdf3d-answer")))
     quoted = re.search(r"blocks 2 to 9 cost ([\d.]+) points alone, so the additive prediction "
-                       r"is ([\d.]+)%; measured together, ResNet-56 keeps ([\d.]+)%", answer)
+                       r"is about (\d+)%; measured together, ResNet-56 keeps ([\d.]+)%", answer)
     assert quoted, answer
-    assert abs(float(quoted[1]) - cost) <= 0.1 and abs(float(quoted[2]) - (base - cost)) <= 0.15
-    assert quoted[3] == now["ResNet-56 (A)"] and float(quoted[3]) < float(quoted[2]) - 5
+    assert quoted[1] == f"{cost:.1f}" and abs(int(quoted[2]) - (base - cost)) <= 0.6
+    assert quoted[3] == now["ResNet-56 (A)"] and float(quoted[3]) < int(quoted[2]) - 5
     plain_all = re.search(r"^plain-56: all blocks ([\d.]+)%", _printed(_cell(nb, "d1f9d8c4")), re.M)[1]
     assert f"below plain-56's {plain_all}%" in answer and float(quoted[3]) < float(plain_all)
+    key = _oneline((ROOT / "teaching" / "answer_key.md").read_text())
+    assert _oneline(answer.split("first</summary>")[1].split("</details>")[0]).strip() in key
     ratios = _printed(_cell(nb, "74f3ca26"))
     at = dict(re.findall(r"^depth\s+(\d+): gradient at the first block / at the last: plain\s+(\S+)",
                          ratios, re.M))

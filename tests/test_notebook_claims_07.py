@@ -155,6 +155,9 @@ def test_shattering_as_quoted(nb, correlations):
     plain = ", ".join(_minus(correlations[d][0]) for d in (8, 20, 56, 110))
     res = ", ".join(_minus(correlations[d][1]) for d in (8, 20, 56, 110))
     assert f"Plain: {plain} at depths 8, 20, 56, 110. ResNet: {res}." in text
+    # Exercise 2's worked answer compares with the stored depth-110 ResNet.
+    assert (f"below the original ResNet-110's {correlations[110][1]}"
+            in _text(nb, "written-answer-2"))
 
 
 def test_paths_as_quoted(nb, paths):

@@ -236,13 +236,18 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
 def test_each_header_states_the_recorded_cpu_time_and_speed(path):
-    """Every notebook's header gives the time and the training speed recorded for it in
-    notebooks/timings.json (tools/run_notebooks.py rewrites the sentence when it records)."""
+    """Every notebook's header gives the time recorded for it in notebooks/timings.json
+    (tools/run_notebooks.py rewrites it when it records): in the fixed time line, normalised
+    to 1,000 ResNet-20 images/s; in the older sentence, as recorded, with the speed."""
     rn = _run_notebooks()
     entry = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"][path.name]["cpu"]
-    header = next(_source(c) for c in _notebook(path.name)["cells"]
-                  if rn.HEADER_TIME.search(_source(c)))
+    header = _source(_notebook(path.name)["cells"][1])
+    fixed = rn.TIME_LINE.search(header)
+    if fixed:
+        assert fixed.group(2) == rn.normalised_words(entry), path.name
+        return
     m = rn.HEADER_TIME.search(header)
+    assert m, f"{path.name}: the header has no time line"
     assert m.group(2) == rn.duration_words(entry["seconds"]), path.name
     assert m.group(4) == f"{entry['images_per_second']:,.0f}", path.name
 
@@ -272,12 +277,26 @@ def test_run_notebooks_rewrites_the_header_it_records(tmp_path):
     copy = tmp_path / "04_training_cifar10.ipynb"
     copy.write_text((NOTEBOOKS / copy.name).read_text())
     assert rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
-    text = next(c.source for c in nbformat.read(copy, as_version=4).cells
-                if rn.HEADER_TIME.search(c.source))
+    text = nbformat.read(copy, as_version=4).cells[1].source
+    assert ("minutes for you; 15.5 minutes for the computer at the `cpu` profile "
+            "(1,000 ResNet-20 images/s).") in text          # 754 s x 1,234.4 / 1,000 = 931 s
+    assert not rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
+    assert rn.update_header(copy, {"seconds": 60.0, "images_per_second": 1500.0})
+    assert "; 90 s for the computer" in nbformat.read(copy, as_version=4).cells[1].source
+    # A header still in the older sentence gets the recorded time and speed.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# 09 · X\n\nThe computer needs 3 minutes at the `cpu` profile (x), measured while it "
+        "trained ResNet-20 at 200 images/s.")])
+    old = tmp_path / "09_x.ipynb"
+    nbformat.write(nb, old)
+    assert rn.update_header(old, {"seconds": 754.0, "images_per_second": 1234.4})
+    text = nbformat.read(old, as_version=4).cells[0].source
     assert "The computer needs 13 minutes at the `cpu` profile (" in text
     assert "while it trained ResNet-20 at 1,234 images/s" in text
-    assert not rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
     assert rn.duration_words(89.4) == "89 seconds" and rn.duration_words(150) == "2 minutes"
+    assert rn.normalised_words({"seconds": 39.1, "images_per_second": 242.0}) == "9 s"
+    assert rn.normalised_words({"seconds": 522.4, "images_per_second": 190.2}) == "99 s"
+    assert rn.normalised_words({"seconds": 1618.5, "images_per_second": 242.0}) == "6.5 minutes"
 
 
 # --- notebook 02: the formulation -----------------------------------------------------------

@@ -305,18 +305,69 @@ def test_02_quotes_its_own_measurements():
     nb = _notebook("02_residual_formulation.ipynb")
     rel = re.search(r"relative difference ([\d.]+)", _printed(_cell(nb, "c12"))).group(1)
     summary = _oneline(_source(_cell(nb, "c23")))
-    # "With a ReLU after the addition they do not hold (relative difference 0.56 above)."
-    assert f"they do not hold (relative difference {rel} above)" in summary
+    # "with a ReLU after it they do not (relative difference 0.56 above)."
+    assert f"they do not (relative difference {rel} above)" in summary
     assert float(rel) > 0.1 and "only approximately" not in summary
-    fit = {m[0]: (m[1], m[2], m[3]) for m in re.findall(
-        r"^(plain|residual) stack \(4 blocks\)\s+error at step 0: [\d.]+, after \d+ steps: "
+    fit = {m[0]: (float(m[1]), m[2], m[3], m[4]) for m in re.findall(
+        r"^(plain|residual) stack \(4 blocks\)\s+error at step 0: ([\d.]+), after \d+ steps: "
         r"([\d.]+) \((\d+)% of the constant predictor's ([\d.]+)\)", _printed(_cell(nb, "c08")),
         re.M)}
+    # "The residual stack starts *worse*", and the plain one ends "near the grey line".
+    assert fit["residual"][0] > fit["plain"][0]
+    assert "The residual stack starts *worse*" in _source(_cell(nb, "c09"))
+    assert 90 <= int(fit["plain"][2]) <= 110 and int(fit["residual"][2]) < 50
     answer = _oneline(_source(_cell(nb, "written-answer-3")))
-    (plain, share, constant), (residual, _, _) = fit["plain"], fit["residual"]
+    (_, plain, share, constant), (_, residual, _, _) = fit["plain"], fit["residual"]
     assert (f"plain stack ended at {plain}, {share}% of the constant predictor's {constant}"
             in answer)
-    assert f"The residual stack ended at {residual}." in answer
+    assert f"and the residual stack at {residual}." in answer
+    # "a single path's term hardly shrinks when it passes one more branch", and paths of
+    # medium length carry most at initialisation (the peak of the 9-block stage).
+    printed = _printed(_cell(nb, "c16b"))
+    shrink = float(re.search(r"multiplies a path's term by about ([\d.]+)", printed).group(1))
+    peak = int(re.search(r"the paths of length (\d+) carry the largest sum", printed).group(1))
+    assert 0.85 <= shrink < 1 and 3 <= peak <= 6
+    assert "hardly shrinks" in _source(_cell(nb, "c16a"))
+
+
+def test_03_quotes_its_own_measurements():
+    nb = _notebook("03_building_blocks.ipynb")
+    costs = {m[0].strip(): int(m[1].replace(",", "")) for m in re.findall(
+        r"^(basic block, \d+ channels|bottleneck, 256 channels)\s+([\d,]+) multiply-adds",
+        _printed(_cell(nb, "0baf85da")), re.M)}
+    bottleneck = costs["bottleneck, 256 channels"]
+    text = _oneline(_source(_cell(nb, "e656df9a")))
+    # "about the cost of a basic block on 64, and about 1/17 of a basic block on 256"
+    assert abs(bottleneck / costs["basic block, 64 channels"] - 1) < 0.1
+    ratio = round(costs["basic block, 256 channels"] / bottleneck)
+    assert f"about 1/{ratio} of a basic block on 256" in text
+    # The hand count of option B in the folded answer is what the cell prints, at both depths.
+    added = re.findall(r"option B:\s+[\d,]+ parameters \(\s*\+([\d,]+),",
+                       _printed(_cell(nb, "b49d5ea7")))
+    assert len(added) == 2 and len(set(added)) == 1
+    assert f"so {added[0]} at any depth" in _oneline(_source(_cell(nb, "9c799080")))
+    # "All six agree" with Table 6.
+    rows = re.findall(r"^ResNet-\d+ .*\s(True|False)$", _printed(_cell(nb, "55b120eb")), re.M)
+    assert rows == ["True"] * 6 and _source(_cell(nb, "be436ab4")).startswith("All six agree")
+    # "Almost all parameters are convolution weights, most of them in stage 3".
+    for conv, stage3 in re.findall(r"([\d.]+)% in convolution weights,\s+([\d.]+)% in stage 3",
+                                   _printed(_cell(nb, "28dbac1a"))):
+        assert float(conv) > 95 and float(stage3) > 50
+    # The answer to exercise 3 quotes option C's cost at depth 110 as printed, and its counts
+    # at depth 56 as the networks have them.
+    c110 = re.search(r"ResNet-110\s+option C:.*?([\d.]+)%\)", _printed(_cell(nb, "b49d5ea7")))
+    answer = _oneline(_source(_cell(nb, "written-answer-3")))
+    assert f"({c110.group(1)}% at depth 110, printed in 03)" in answer
+    from resnet_nb import cifar_resnet, count_parameters
+    from resnet_nb.blocks import ProjectionShortcut
+    c56, a56 = cifar_resnet(56, "C"), count_parameters(cifar_resnet(56, "A"))
+    n = count_parameters(c56)
+    projections = [m for m in c56.modules() if isinstance(m, ProjectionShortcut)]
+    in_them = sum(count_parameters(m) for m in projections)
+    assert in_them == n - a56
+    assert (f"has {n:,} parameters, {n - a56:,} ({100 * (n - a56) / a56:.1f}%) more than option A, "
+            f"in **{len(projections)} projections**, one per block: "
+            f"**{100 * in_them / n:.1f}% of the network**") in answer
 
 
 # --- notebook 05: the forensics -------------------------------------------------------------
@@ -466,6 +517,24 @@ def test_04_converged_resnet20_is_quoted_as_printed():
     h = reference.load_history("resnet-20")
     ratio = 64_000 / len(h.step_loss)              # the history holds every step's loss
     assert f"{ratio:.1f} times as many iterations" in _oneline(_source(_cell(nb, "220bc858")))
+
+
+def test_04_quotes_its_own_run():
+    """The data section's image counts, the loop's 'difference is 0' and the loss quoted in
+    the answer to exercise 3 are what the stored run printed."""
+    nb = _notebook("04_training_cifar10.ipynb")
+    train, test = re.search(r"train ([\d,]+) images, test ([\d,]+)",
+                            _printed(_cell(nb, "32421ce2"))).groups()
+    assert (f"a random {train} training and {test} test images under `cpu`"
+            in _oneline(_source(_cell(nb, "d32cc481"))))
+    assert "largest difference in the per-step losses: 0\n" in _printed(_cell(nb, "9f09618d"))
+    assert _source(_cell(nb, "011e7737")).startswith("On a CPU the difference is 0")
+    losses = re.findall(r"epoch \d+: train loss ([\d.]+)",
+                        _printed(_cell(nb, "3a4a8dae")).split("plain-20")[0])
+    key = _oneline((ROOT / "teaching" / "answer_key.md").read_text())
+    floor = 0.500
+    assert (f"ended its last epoch at a training loss of {losses[-1]} (stored in 04), so "
+            f"about {float(losses[-1]) - floor:.2f} of it is left to learn") in key
 
 
 def test_04_asserts_what_its_prose_says_bit_for_bit():

@@ -343,7 +343,7 @@ def test_03_quotes_its_own_measurements():
     assert f"about 1/{ratio} of a basic block on 256" in text
     # The hand count of option B in the folded answer is what the cell prints, at both depths.
     added = re.findall(r"option B:\s+[\d,]+ parameters \(\s*\+([\d,]+),",
-                       _printed(_cell(nb, "b49d5ea7")))
+                       _printed(_cell(nb, "b49d5b6c")))
     assert len(added) == 2 and len(set(added)) == 1
     assert f"so {added[0]} at any depth" in _oneline(_source(_cell(nb, "9c799080")))
     # "All six agree" with Table 6.
@@ -355,7 +355,7 @@ def test_03_quotes_its_own_measurements():
         assert float(conv) > 95 and float(stage3) > 50
     # The answer to exercise 3 quotes option C's cost at depth 110 as printed, and its counts
     # at depth 56 as the networks have them.
-    c110 = re.search(r"ResNet-110\s+option C:.*?([\d.]+)%\)", _printed(_cell(nb, "b49d5ea7")))
+    c110 = re.search(r"ResNet-110\s+option C:.*?([\d.]+)%\)", _printed(_cell(nb, "b49d5b6c")))
     answer = _oneline(_source(_cell(nb, "written-answer-3")))
     assert f"({c110.group(1)}% at depth 110, printed in 03)" in answer
     from resnet_nb import cifar_resnet, count_parameters

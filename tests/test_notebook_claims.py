@@ -523,7 +523,7 @@ def test_04_quotes_its_own_run():
     """The data section's image counts, the loop's 'difference is 0' and the loss quoted in
     the answer to exercise 3 are what the stored run printed."""
     nb = _notebook("04_training_cifar10.ipynb")
-    train, test = re.search(r"train ([\d,]+) images, test ([\d,]+)",
+    train, test = re.search(r"train (\d[\d,]*\d) images, test (\d[\d,]*\d)",
                             _printed(_cell(nb, "32421ce2"))).groups()
     assert (f"a random {train} training and {test} test images under `cpu`"
             in _oneline(_source(_cell(nb, "d32cc481"))))
@@ -531,6 +531,14 @@ def test_04_quotes_its_own_run():
     assert _source(_cell(nb, "011e7737")).startswith("On a CPU the difference is 0")
     losses = re.findall(r"epoch \d+: train loss ([\d.]+)",
                         _printed(_cell(nb, "3a4a8dae")).split("plain-20")[0])
+    # "on 2,000 test images the standard error of an accuracy near 50% is already 1.1 points"
+    acc = float(re.search(r"ResNet-20 ([\d.]+)%, plain-20", _printed(_cell(nb, "e0478d1e")))
+                .group(1)) / 100
+    n = int(test.replace(",", ""))
+    assert abs(acc - 0.5) < 0.1
+    assert (f"on {test} test images the standard error of an accuracy near 50% is already "
+            f"{100 * (acc * (1 - acc) / n) ** 0.5:.1f} points"
+            in _oneline(_source(_cell(nb, "66ea12e3"))))
     key = _oneline((ROOT / "teaching" / "answer_key.md").read_text())
     floor = 0.500
     assert (f"ended its last epoch at a training loss of {losses[-1]} (stored in 04), so "

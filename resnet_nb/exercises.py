@@ -5,9 +5,9 @@ right answer is known, and either returns a short success message or raises
 `ExerciseError` (an AssertionError) whose message says what went wrong and
 gives a hint, never the answer. In a notebook:
 
-    from resnet_nb.exercises import check_path_count
-    def path_count(n, k): ...
-    check_path_count(path_count)          # 'correct: ...' or an explanation
+    from resnet_nb.exercises import check_loss_floor
+    def loss_floor(num_classes, smoothing): ...
+    check_loss_floor(loss_floor)          # 'correct: ...' or an explanation
 
 Convention for every checker here (notebooks 01-05 add theirs below):
 `check_<name>(answer) -> str`, deterministic (seeded), seconds at most on a CPU,
@@ -34,24 +34,75 @@ def _passed(message: str) -> str:
 
 # --- 02: the residual formulation ------------------------------------------------------
 
-def check_path_count(path_count) -> str:
-    """Exercise 02.1: path_count(n, k) = the number of paths of length k through n blocks.
+def _as_number(value, name: str) -> float:
+    """A float from a student's answer: a number or a tensor of one element without a graph."""
+    import torch
+    if isinstance(value, torch.Tensor):
+        _expect(value.numel() == 1, f"{name} returned a tensor of shape {tuple(value.shape)}, "
+                                    "not one number")
+        _expect(value.grad_fn is None, f"{name} returned a tensor that carries a graph. Hint: "
+                                       "measure inside `with torch.no_grad():`.")
+        return float(value)
+    _expect(isinstance(value, (int, float)), f"{name} returned {value!r}, not a number")
+    return float(value)
 
-    Unrolled (Veit et al. 2016), n residual blocks give 2**n paths; a path of
-    length k passes through the residual branches of k blocks and the shortcuts
-    of the others, so there are C(n, k) of them.
+
+def check_distance_from_identity(distance_from_identity) -> str:
+    """Exercise 02.1: distance_from_identity(stack, x) = ||stack(x) - x|| / ||x||.
+
+    The norms are over the whole batch (all images, channels and pixels together); the stack
+    is measured in the mode it is in (training mode normalises with the batch's statistics,
+    as at the first step of a fit) and left in that mode; no graph is recorded.
     """
-    for n in range(0, 9):
-        for k in range(0, n + 1):
-            got = path_count(n, k)
-            _expect(got == math.comb(n, k),
-                    f"path_count({n}, {k}) returned {got!r}. Hint: a path picks, at each of "
-                    f"the {n} blocks, either the residual branch or the shortcut; how many "
-                    f"ways are there to pick the branch in exactly {k} of them?")
-        total = sum(path_count(n, k) for k in range(n + 1))
-        _expect(total == 2 ** n, f"summed over k, path_count({n}, k) gives {total}, "
-                                 f"not 2**{n} = {2 ** n}")
-    return _passed("C(n, k) paths of length k; 2**n paths in all")
+    import copy
+
+    import torch
+    from torch import nn
+
+    from .blocks import BasicBlock
+
+    class Affine(nn.Module):                 # x -> a x + b: known distances
+        def __init__(self, a, b=0.0):
+            super().__init__()
+            self.a, self.b = a, b
+
+        def forward(self, x):
+            return self.a * x + self.b
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(4, 8, 6, 6, generator=g))
+    x[0] *= 10                               # images of very different sizes
+    cases = [(nn.Sequential(), 0.0, "an empty stack (it returns its input)"),
+             (nn.Identity(), 0.0, "nn.Identity()"),
+             (Affine(3.0), 2.0, "a stack that triples its input"),
+             (Affine(0.0), 1.0, "a stack that outputs zeros")]
+    for stack, want, what in cases:
+        got = _as_number(distance_from_identity(stack, x.clone()), "distance_from_identity")
+        _expect(abs(got - want) < 1e-5,
+                f"for {what} you measured {got:.4g}, expected {want:g}. Hint: the norm of "
+                "the difference stack(x) - x divided by the norm of x (not squared).")
+    shift = Affine(1.0, 0.5)
+    want = float((0.5 * torch.ones_like(x)).norm() / x.norm())
+    got = _as_number(distance_from_identity(shift, x.clone()), "distance_from_identity")
+    _expect(abs(got - want) < 1e-5 * max(want, 1),
+            f"for a stack that adds 0.5 to every value you measured {got:.4g}, expected "
+            f"{want:.4g}. Hint: take both norms over the whole batch at once "
+            "((stack(x) - x).norm() / x.norm()), not image by image.")
+    torch.manual_seed(0)
+    for training in (True, False):
+        stack = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8)).train(training)
+        with torch.no_grad():
+            want = float((copy.deepcopy(stack)(x) - x).norm() / x.norm())
+        modes = [m.training for m in stack.modules()]
+        got = _as_number(distance_from_identity(stack, x.clone()), "distance_from_identity")
+        mode = "training" if training else "eval"
+        _expect([m.training for m in stack.modules()] == modes,
+                f"the stack was in {mode} mode and your function changed that. Hint: measure "
+                "it in the mode it is in; don't call .train() or .eval().")
+        _expect(abs(got - want) < 1e-4 * max(want, 1),
+                f"for two BasicBlocks in {mode} mode you measured {got:.4g}, expected "
+                f"{want:.4g}. Hint: run the stack as it is, on x itself.")
+    return _passed("||stack(x) - x|| / ||x|| over the batch, in the stack's own mode")
 
 
 # --- 03: building blocks -----------------------------------------------------------------
@@ -76,34 +127,47 @@ def check_parameter_count(parameter_count) -> str:
                    f"{count_parameters(cifar_resnet(20)):,} parameters")
 
 
-def check_zero_pad(zero_pad) -> str:
-    """Exercise 03.2: zero_pad(x, out_channels, stride) = option A's shortcut, written by hand.
+def check_receptive_field(receptive_field) -> str:
+    """Exercise 03.2: receptive_field(module, in_channels, size) = the side, in input pixels,
+    of the square of input pixels that can change the centre output pixel of `module`.
 
-    x: (N, C, H, W). Keep every `stride`-th pixel (starting at the first), keep the C
-    channels, then append out_channels - C channels of zeros.
+    Measured with autograd on one (1, in_channels, size, size) input, in eval mode (in
+    training mode BatchNorm's batch statistics tie every pixel to every other), and the module
+    left in the mode it was in. Each 3x3 convolution widens the field by 2 x the product of
+    the strides before it.
     """
     import torch
+    from torch import nn
 
-    from .blocks import ZeroPadShortcut
-    g = torch.Generator().manual_seed(0)
-    for shape, out_channels, stride in (((2, 16, 32, 32), 32, 2), ((1, 3, 5, 5), 7, 2),
-                                        ((2, 8, 6, 6), 8, 1), ((1, 32, 16, 16), 64, 2)):
-        x = torch.randn(*shape, generator=g)
-        want = ZeroPadShortcut(shape[1], out_channels, stride)(x)
-        got = zero_pad(x.clone(), out_channels, stride)
-        _expect(isinstance(got, torch.Tensor),
-                f"zero_pad returned {type(got).__name__}, not a tensor")
-        _expect(tuple(got.shape) == tuple(want.shape),
-                f"for x of shape {tuple(shape)}, out_channels={out_channels}, stride={stride} "
-                f"the result should have shape {tuple(want.shape)}, got {tuple(got.shape)}. "
-                "Hint: x[:, :, ::stride, ::stride] subsamples.")
-        c = shape[1]
-        _expect(torch.equal(got[:, :c], want[:, :c]),
-                f"the first {c} channels should be x itself, subsampled (every {stride}-th "
-                "row and column, starting at 0), without any other change. Hint: no "
-                "averaging, and the zeros go after the existing channels.")
-        _expect(not got[:, c:].any(), f"channels {c}..{out_channels - 1} should be zeros")
-    return _passed("subsampled input channels first, then zeros; no parameters")
+    from .blocks import BasicBlock
+
+    def conv(c_in, c_out, k=3, stride=1):
+        return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)
+
+    torch.manual_seed(0)
+    cases = [(conv(1, 1), 1, 3, "one 3x3 convolution"),
+             (nn.Sequential(conv(1, 1), conv(1, 1)), 1, 5, "two 3x3 convolutions"),
+             (conv(2, 4, k=1), 2, 1, "one 1x1 convolution"),
+             (nn.Sequential(conv(1, 2, stride=2), conv(2, 2)), 1, 7,
+              "a 3x3 convolution with stride 2, then a 3x3 convolution"),
+             (nn.Sequential(conv(3, 8), nn.BatchNorm2d(8), nn.ReLU(), conv(8, 8)), 3, 5,
+              "conv, BN, ReLU, conv, in training mode"),
+             (BasicBlock(8, 16, stride=2), 8, 7, "BasicBlock(8, 16, stride=2)")]
+    for module, in_channels, want, what in cases:
+        modes = [m.training for m in module.modules()]
+        got = receptive_field(module, in_channels, 33)
+        _expect(got is not None, "receptive_field returned None: did you forget `return`?")
+        _expect([m.training for m in module.modules()] == modes,
+                f"for {what} your function left the module in another mode than it was in. "
+                "Hint: remember module.training, switch to eval mode, and switch back.")
+        bn_hint = (" In training mode BatchNorm normalises with statistics over every pixel "
+                   "of the batch, so every input pixel reaches every output: measure in eval "
+                   "mode." if got == 33 and want < 33 else "")
+        _expect(got == want,
+                f"for {what} you measured {got!r} pixels, expected {want}.{bn_hint} Hint: "
+                "backpropagate from the centre pixel of the output (summed over channels) and "
+                "take the extent of the rows of the input whose gradient is not zero.")
+    return _passed("each 3x3 convolution widens the field by 2 x the strides before it")
 
 
 # --- 04: training on CIFAR-10 ------------------------------------------------------------
@@ -131,7 +195,8 @@ def check_accuracy(accuracy) -> str:
     """Exercise 04.2: accuracy(model, batches) = the fraction of images classified right.
 
     It must put the model in eval mode (BN's running statistics, not the batch's),
-    switch gradients off, and count over every batch, the last smaller one included.
+    switch gradients off, count over every batch, the last smaller one included, and
+    leave the model in the mode it was in.
     """
     import torch
 
@@ -158,34 +223,55 @@ def check_accuracy(accuracy) -> str:
             "your function changed the model (its weights or BN running statistics). "
             "Hint: call model.eval() before the forward passes; in train mode BatchNorm "
             "updates its running statistics.")
+    _expect(all(m.training for m in model.modules()),
+            "your function left the model in eval mode; it was in training mode. Training "
+            "that goes on after it would then run BatchNorm on its running statistics. Hint: "
+            "remember model.training first, and call model.train(was_training) at the end.")
     want = evaluate(model, batches)["acc"]
     _expect(got is not None and abs(float(got) - want) < 1e-6,
             f"accuracy returned {got!r}, expected {want:.4f} (a fraction between 0 and 1). "
             "Hint: sum (logits.argmax(1) == y) over all batches and divide by the number of "
             "images, not by the number of batches.")
-    return _passed(f"{want:.1%} on the check's 50 images, in eval mode, model unchanged")
+    return _passed(f"{want:.1%} on the check's 50 images, in eval mode; the model unchanged "
+                   "and back in training mode")
 
 
-def check_per_class_accuracy(per_class) -> str:
-    """Exercise 04.3: per_class(counts) -> accuracy within each true class (recall).
+def check_loss_floor(loss_floor) -> str:
+    """Exercise 04.3: loss_floor(num_classes, smoothing) = the lowest cross-entropy a network
+    can reach when trained with label smoothing.
 
-    counts[i, j] = images of true class i predicted as j, as from
-    metrics.confusion_matrix. The answer is a list or tensor of length C.
+    PyTorch's label smoothing (F.cross_entropy(..., label_smoothing=e)) trains against the
+    target q = (1 - e) one_hot + e / C: the true class gets 1 - e + e/C, every other class
+    e/C. The cross-entropy against q is smallest when the predicted probabilities equal q,
+    and there it equals q's entropy, -sum q log q (natural log).
     """
     import torch
-
-    from .metrics import per_class_accuracy
-    counts = torch.tensor([[8, 1, 1], [0, 5, 5], [2, 0, 18]])
-    want = per_class_accuracy(counts)
-    got = torch.as_tensor(per_class(counts.clone()), dtype=torch.float64).flatten()
-    _expect(got.shape == want.shape, f"expected {len(want)} values, one per class, got "
-                                     f"{got.numel()}")
-    _expect(torch.allclose(got, want),
-            f"per_class returned {got.tolist()}, expected {[round(v, 3) for v in want.tolist()]}. "
-            "Hint: the rows are the true classes; divide the diagonal by the row sums "
-            "(dividing by column sums gives the precision instead).")
-    return _passed("the diagonal over the row sums: of the images of class i, the share "
-                   "classified as i")
+    import torch.nn.functional as F
+    for classes, smoothing in ((10, 0.0), (10, 0.1), (2, 0.2), (100, 0.1), (10, 1.0),
+                               (1000, 0.1)):
+        q = torch.full((classes,), smoothing / classes, dtype=torch.float64)
+        q[0] += 1 - smoothing
+        # The floor as PyTorch computes it: the loss of logits whose softmax is q itself.
+        want = float(F.cross_entropy(q.log()[None], torch.tensor([0]),
+                                     label_smoothing=smoothing))
+        got = _as_number(loss_floor(classes, smoothing), "loss_floor")
+        if abs(got - want) < 1e-6:
+            continue
+        off = 1 - smoothing
+        other = smoothing / (classes - 1)
+        szegedy = -(off * math.log(off) if off else 0) - (
+            (classes - 1) * other * math.log(other) if other else 0)
+        hint = (" You gave the true class 1 - e and spread e over the other classes; PyTorch "
+                "spreads e over all C classes, the true one included (1 - e + e/C)."
+                if abs(got - szegedy) < 1e-6 else
+                " With no smoothing the target is one-hot, and a network can approach loss 0."
+                if smoothing == 0 else "")
+        raise ExerciseError(
+            f"loss_floor({classes}, {smoothing}) returned {got:.6g}, expected {want:.6g}.{hint} "
+            "Hint: the loss is smallest when the predicted probabilities equal the smoothed "
+            "target q; then it is q's entropy, -sum q log q, over all classes (natural log).")
+    return _passed("the entropy of the smoothed target: with e = 0.1 and 10 classes, "
+                   f"{float(loss_floor(10, 0.1)):.3f}")
 
 
 # --- 00, 01, 02 (helper A): depth, gradients, the residual block ------------------------
@@ -326,123 +412,132 @@ def check_additive_accuracy(additive_accuracy) -> str:
 
 # --- 05_tutorial_forensics: the widely shared snippet, taken apart ---------------------
 
-def check_channel_stats(channel_stats) -> str:
-    """Exercise 1 of 05_tutorial_forensics: channel_stats(images) -> (mean, std) per channel.
-
-    images: uint8 (N, 3, H, W). The answer is what `transforms.Normalize` needs: the mean and
-    the standard deviation of each colour channel over every pixel of every image, on the 0..1
-    scale that `ToTensor` produces. Either the population or the sample standard deviation is
-    accepted (they differ by less than the tolerance here).
-    """
-    import torch
-    g = torch.Generator().manual_seed(0)
-    noisy = torch.randint(0, 256, (8, 3, 6, 5), generator=g, dtype=torch.uint8)
-    # Each image one flat colour, a different brightness per image: within an image nothing
-    # varies, but over the data set the pixels spread widely.
-    levels = torch.arange(0, 250, 25, dtype=torch.uint8)                      # 10 images
-    flat = torch.stack([levels, levels // 2, 255 - levels], dim=1).view(10, 3, 1, 1)
-    flat = flat.expand(10, 3, 4, 4).clone()
-    for images in (noisy, flat):
-        x = images.double() / 255
-        want_mean = x.mean(dim=(0, 2, 3))
-        want_std = (x.std(dim=(0, 2, 3), correction=0), x.std(dim=(0, 2, 3)))
-        answer = channel_stats(images.clone())
-        _expect(isinstance(answer, (tuple, list)) and len(answer) == 2,
-                f"channel_stats returned {type(answer).__name__}; return a pair (mean, std)")
-        mean, std = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in answer)
-        shape = tuple(images.shape)
-        _expect(mean.numel() == 3 and std.numel() == 3,
-                f"for images of shape {shape} you returned {mean.numel()} means and "
-                f"{std.numel()} standard deviations; expected 3 of each, one per colour channel. "
-                "Hint: reduce over dimensions 0, 2 and 3 (images, rows, columns), keep 1.")
-        scale_hint = (" Your values look like the 0..255 scale: divide by 255 first, as "
-                      "ToTensor does." if float(mean.max()) > 1.5 else "")
-        _expect(torch.allclose(mean, want_mean, atol=1e-4),
-                f"for images of shape {shape} your means are {[round(v, 4) for v in mean.tolist()]}"
-                f", expected {[round(v, 4) for v in want_mean.tolist()]}.{scale_hint}")
-        _expect(any(torch.allclose(std, w, atol=1e-4) for w in want_std),
-                f"for images of shape {shape} your standard deviations are "
-                f"{[round(v, 4) for v in std.tolist()]}, expected "
-                f"{[round(v, 4) for v in want_std[0].tolist()]}.{scale_hint} Hint: take the "
-                "spread over all pixels of all images together; the average of each image's own "
-                "standard deviation misses how much the images differ from one another.")
-    return _passed("per-channel mean and standard deviation over all pixels, on the 0..1 scale")
-
-
-def check_repaired_block(block_class) -> str:
-    """Exercise 2 of 05_tutorial_forensics: the snippet's block with its problems fixed.
-
-    block_class(in_channels, out_channels, stride=1) must have conv1, bn1, conv2, bn2
-    (3x3 convolutions without bias, each followed by BatchNorm2d) and compute
-    relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), where the shortcut is the identity
-    when the shape is kept and option A (subsample, zero-pad the new channels) when it
-    changes: exactly resnet_nb.blocks.BasicBlock with its default shortcut.
-    """
-    import torch
-    from torch import nn
+def _doubled_blocks():
+    """Blocks that add F twice (the snippet's fault 4), and blocks that add it once."""
+    import torch.nn.functional as F
 
     from .blocks import BasicBlock
-    from .models import count_parameters
-    names = ("conv1", "bn1", "conv2", "bn2")
-    for c_in, c_out, stride in ((3, 8, 1), (8, 8, 1), (8, 16, 2)):
-        call = f"RepairedBlock({c_in}, {c_out}, stride={stride})"
+    from .snippet import SnippetBlock
+
+    class OnceNoBN(SnippetBlock):             # the snippet's block with fault 4 fixed
+        def forward(self, x):
+            return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+    class TwiceWithBN(BasicBlock):            # notebook 02's copied block: relu(2 F(x) + x)
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(out + self.identity(x) + out)
+
+    def zero_start(block):                    # zero_init_residual: F(x) = 0 at the start
+        block.bn2.weight.data.zero_()
+        return block
+
+    once = [("BasicBlock(8, 8)", lambda: BasicBlock(8, 8)),
+            ("BasicBlock(4, 8, stride=2)", lambda: BasicBlock(4, 8, stride=2)),
+            ("the snippet's block with one shortcut, SnippetBlock(8, 8) fixed",
+             lambda: OnceNoBN(8, 8)),
+            ("BasicBlock(8, 8) with bn2.weight = 0", lambda: zero_start(BasicBlock(8, 8)))]
+    twice = [("the snippet's SnippetBlock(8, 8)", lambda: SnippetBlock(8, 8)),
+             ("a BasicBlock that adds F twice (notebook 02's copied block)",
+              lambda: TwiceWithBN(8, 8))]
+    trap = ("a BasicBlock that adds F twice, with bn2.weight = 0 as zero_init_residual sets "
+            "it", lambda: zero_start(TwiceWithBN(8, 8)))
+    return once, twice, trap
+
+
+def check_adds_branch_once(adds_branch_once) -> str:
+    """Exercise 1 of 05_tutorial_forensics: a test that catches relu(2 F(x) + shortcut(x)).
+
+    adds_branch_once(block) -> True when the block computes relu(F(x) + shortcut(x)), with
+    F(x) = [bn2](conv2(relu([bn1](conv1(x))))) from its own layers (BN where it has them),
+    False when it adds F twice. The blocks come fresh from their constructors, in training
+    mode; one of the faulty ones starts with F = 0 (the last BN's scale zero), which a test
+    must see through: with F = 0 the two formulas agree, so the test has to give F weights.
+    """
+    import torch
+    once, twice, trap = _doubled_blocks()
+    for (name, make), want in [(c, True) for c in once] + [(c, False) for c in twice + [trap]]:
         torch.manual_seed(0)
-        reference = BasicBlock(c_in, c_out, stride).eval()
-        for bn in (reference.bn1, reference.bn2):   # non-trivial statistics, scales and shifts
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.data.uniform_(0.5, 1.5)
-            bn.bias.data.uniform_(-0.2, 0.2)
         try:
-            block = block_class(c_in, c_out, stride)
-        except Exception as e:   # the student's constructor: report it, do not crash the check
-            raise ExerciseError(f"{call} raised {type(e).__name__}: {e}") from None
-        missing = [n for n in names if not hasattr(block, n)]
-        _expect(not missing, f"{call} has no {', '.join(missing)}: keep these names so that the "
-                             "check can copy the weights in")
-        for n in ("conv1", "conv2"):
-            _expect(isinstance(getattr(block, n), nn.Conv2d), f"{call}.{n} is not an nn.Conv2d")
-            _expect(getattr(block, n).bias is None,
-                    f"{call}.{n} has a bias. Hint: a BN layer follows it, and BN's shift "
-                    "replaces the bias (bias=False), as in the paper's networks.")
-        for n in ("bn1", "bn2"):
-            _expect(isinstance(getattr(block, n), nn.BatchNorm2d),
-                    f"{call}.{n} is not an nn.BatchNorm2d: problem 5 is the missing batch "
-                    "normalisation")
-        extra = count_parameters(block) - count_parameters(reference)
-        _expect(extra == 0, f"{call} has {extra:+,} parameters more than conv1, bn1, conv2 and bn2 "
-                            "need. Hint: option A's shortcut has no parameters (no 1x1 "
-                            "convolution, no BN).")
+            got = adds_branch_once(make())
+        except Exception as e:   # the student's test: report it, do not crash the check
+            raise ExerciseError(f"your test raised {type(e).__name__} on {name}: {e}. Hint: "
+                                "the input needs block.conv1.in_channels channels; a block "
+                                "without bn1, bn2 has none to apply.") from None
+        _expect(isinstance(got, (bool, torch.Tensor)) and torch.as_tensor(got).numel() == 1,
+                f"your test returned {got!r} for {name}; return True or False")
+        if bool(got) == want:
+            continue
+        if (name, make) == trap:
+            raise ExerciseError(
+                f"your test passed {name}. Its branch starts at F = 0, and then relu(2 F(x) + "
+                "x) = relu(F(x) + x): a test on it cannot fail. Hint: give the branch non-zero "
+                "weights first (e.g. torch.nn.init.normal_ on each parameter, on a copy of the "
+                "block), then compare.")
+        _expect(want, f"your test passed {name}, which computes relu(2 F(x) + shortcut(x)). "
+                      "Hint: compute F(x) from the block's own layers and compare block(x) with "
+                      "relu(F(x) + block.shortcut(x)).")
+        raise ExerciseError(f"your test failed {name}, which computes relu(F(x) + shortcut(x)). "
+                            "Hint: compute F in the block's own mode (or put it in eval mode "
+                            "first), with BN where the block has it, and compare with a "
+                            "tolerance (torch.allclose(..., atol=1e-5)).")
+    return _passed("your test tells one F from two, even when the branch starts at zero")
+
+
+def _small_networks():
+    """(name, network, whether its outputs ignore the batch): with and without BN, both modes."""
+    from torch import nn
+
+    def net(bn: bool) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *([nn.BatchNorm2d(8)] if bn else []),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    return [("a network with BN, in training mode", net(True).train(), False),
+            ("a network with BN, in evaluation mode", net(True).eval(), True),
+            ("a network without BN, in training mode", net(False).train(), True),
+            ("a network without BN, in evaluation mode", net(False).eval(), True)]
+
+
+def check_batch_independent(batch_independent) -> str:
+    """Exercise 2 of 05_tutorial_forensics: does a network's output for an image depend on the
+    other images in its batch, in the mode the network is in?
+
+    batch_independent(net, images) -> True when each image's output is the same whatever
+    images share its batch, False when not; and `net` must come back as it was given: the same
+    mode and the same state (a forward pass in training mode updates BN's running statistics).
+    """
+    import torch
+    images = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    for name, net, want in _small_networks():
+        torch.manual_seed(0)
+        for p in net.parameters():
+            p.data.normal_(0, 0.5)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        mode = net.training
         try:
-            for n in names:
-                getattr(block, n).load_state_dict(getattr(reference, n).state_dict())
-        except RuntimeError as e:
-            raise ExerciseError(f"{call}: the layers' shapes differ from the expected ones "
-                                f"({e}). Hint: conv1 maps {c_in} to {c_out} channels with "
-                                f"stride {stride}; conv2 maps {c_out} to {c_out}.") from None
-        block.eval()
-        x = torch.relu(torch.randn(2, c_in, 8, 8, generator=torch.Generator().manual_seed(1)))
-        with torch.no_grad():
-            try:
-                got = block(x)
-            except RuntimeError as e:
-                raise ExerciseError(
-                    f"{call} failed on an input of shape {tuple(x.shape)}: {e}. Hint: where "
-                    "the shape changes, the shortcut must produce the output's shape: keep "
-                    "every stride-th row and column, then append zero channels.") from None
-            want = reference(x)
-            f = reference.bn2(reference.conv2(torch.relu(reference.bn1(reference.conv1(x)))))
-            doubled = torch.relu(2 * f + reference.shortcut(x))
-        _expect(tuple(got.shape) == tuple(want.shape),
-                f"{call} returned shape {tuple(got.shape)} for an input of shape "
-                f"{tuple(x.shape)}, expected {tuple(want.shape)}")
-        _expect(not torch.allclose(got, doubled, atol=1e-5),
-                f"{call} still computes relu(2 F(x) + shortcut(x)): F(x) is added twice. "
-                "Hint: one shortcut, applied to the block's input x.")
-        _expect(torch.allclose(got, want, atol=1e-5),
-                f"{call} differs from relu(F(x) + shortcut(x)) by up to "
-                f"{float((got - want).abs().max()):.3g}. Hint: F(x) = bn2(conv2(relu(bn1(conv1(x)))))"
-                "; the shortcut is x itself, or, where the shape changes, x[:, :, ::stride, "
-                "::stride] followed by zero channels; then one ReLU after the sum.")
-    return _passed("BN after each convolution, F(x) counted once, a zero-padding shortcut where "
-                   "the shape changes: resnet_nb's BasicBlock")
+            got = batch_independent(net, images.clone())
+        except Exception as e:
+            raise ExerciseError(f"your test raised {type(e).__name__} on {name}: {e}") from None
+        _expect(isinstance(got, (bool, torch.Tensor)) and torch.as_tensor(got).numel() == 1,
+                f"your test returned {got!r} for {name}; return True or False")
+        changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
+        _expect(not changed, f"your test changed {name}: {', '.join(changed)}. A forward pass in "
+                             "training mode updates BN's running statistics, so the network "
+                             "you tested is no longer the one you were given. Hint: run your "
+                             "forward passes on copy.deepcopy(net).")
+        _expect(net.training == mode, f"your test put {name} into "
+                                      f"{'training' if net.training else 'evaluation'} mode and "
+                                      "left it there. Hint: test a copy, in the network's own "
+                                      "mode.")
+        hint = (" Hint: compare the outputs of the images in one batch with those of the same "
+                "images in smaller batches (e.g. each half alone), with a tolerance "
+                "(torch.allclose(..., atol=1e-5)).")
+        _expect(bool(got) or not want,
+                f"your test says the outputs of {name} depend on the batch; they do not: "
+                "in evaluation mode BN uses its running statistics, and without BN no layer "
+                "looks at the other images." + hint)
+        _expect(not bool(got) or want,
+                f"your test says the outputs of {name} do not depend on the batch; they do: "
+                "in training mode BN normalises with the batch's own mean and variance." + hint)
+    return _passed("training mode with BN depends on the batch; evaluation mode and no BN do "
+                   "not; the network is left as it was")

@@ -14,6 +14,11 @@ The build steps, in the order `build` runs them (each is also a module: `python 
     make_student_copies    the student copies (student/)
     budget                 the course's size budgets (fails when one is broken)
 
+Other tools, not build steps:
+
+    site                   the course's website (build/site/; needs the [site] extra)
+    reference_on_gpu       the reference sweeps on a GPU machine
+
 `build --check` changes nothing: it runs the steps that can check (sync_repo_url, mark_slides,
 budget) with --check and reports the first that fails.
 """
@@ -25,7 +30,7 @@ import sys
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "mark_slides": ["--check"], "budget": []}
-OTHER_TOOLS = ("reference_on_gpu",)
+OTHER_TOOLS = ("site", "reference_on_gpu")
 
 
 def run_step(name: str, argv: list[str]) -> int:

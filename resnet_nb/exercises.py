@@ -373,32 +373,41 @@ def check_fixed_block(block_class) -> str:
     return _passed("relu(F(x) + x): one identity shortcut, F counted once")
 
 
-# --- 05: the interactive lab -------------------------------------------------------------
+# --- 06: the interactive lab -------------------------------------------------------------
 
-def check_worst_block(worst_block) -> str:
-    """Exercise 05.3: worst_block(result) = the 1-based block whose removal costs the most.
+def check_additive_accuracy(additive_accuracy) -> str:
+    """Exercise 06.3: additive_accuracy(result, blocks) = the accuracy predicted with the
+    blocks `blocks` (numbered from 1, as in the lab) removed together, if the accuracy each
+    costs alone (result.drop) simply added up: baseline_acc - the sum of their drops.
 
     `result` is a probes.LesionResult: baseline_acc, and lesioned_acc[i], the accuracy
     without block i (0-based).
     """
     from .probes import LesionResult
-    cases = [  # (lesioned accuracies, the answer); the first would pass a 0-based answer
-        ((0.80, 0.90, 0.85), 1),
-        ((0.90, 0.50, 0.88, 0.89), 2),
-        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), 4),
+    cases = [  # (lesioned accuracies, blocks removed, the prediction)
+        ((0.90, 0.80, 0.86, 0.70), [2], 0.80),
+        ((0.90, 0.80, 0.86, 0.70), [1, 3], 0.84),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), (2, 3, 6), 0.75),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), range(1, 4), 0.86),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), [], 0.92),
     ]
-    for accs, answer in cases:
+    for accs, blocks, answer in cases:
         r = LesionResult("test-net", 0.92, accs, tuple(False for _ in accs))
-        got = worst_block(r)
-        _expect(got is not None, "worst_block returned None: did you forget `return`?")
-        _expect(got != answer - 1,
-                f"for lesioned accuracies {accs} you returned {got!r}: that is the 0-based "
-                "index; the blocks are numbered from 1 in the lab and in the figure")
-        _expect(got == answer,
-                f"for lesioned accuracies {accs} (all blocks: 0.92) you returned {got!r}. "
-                "Hint: the cost of removing block i is baseline_acc - lesioned_acc[i] "
-                "(result.drop); look for the largest.")
-    return _passed("the block with the largest drop, numbered from 1")
+        shown = list(blocks)
+        got = additive_accuracy(r, blocks)
+        _expect(got is not None, "additive_accuracy returned None: did you forget `return`?")
+        _expect(isinstance(got, (int, float)) or hasattr(got, "__float__"),
+                f"additive_accuracy returned {got!r}: return one number, an accuracy from 0 to 1")
+        shifted = 0.92 - sum(0.92 - accs[b] for b in shown if b < len(accs))
+        _expect(not (shown and abs(float(got) - shifted) < 1e-9 and abs(shifted - answer) > 1e-9),
+                f"blocks {shown} of lesioned accuracies {accs}: you read block b at index b; "
+                "the blocks are numbered from 1 in the lab and in the figure, and "
+                "lesioned_acc (and drop) from 0")
+        _expect(abs(float(got) - answer) < 1e-9,
+                f"blocks {shown} removed from a network with lesioned accuracies {accs} "
+                f"(all blocks: 0.92): you returned {got!r}. Hint: removing block b alone costs "
+                "result.drop[b - 1]; start from baseline_acc and take off each block's cost.")
+    return _passed("the baseline minus the single-block drops of the blocks removed")
 
 
 # --- 05_tutorial_forensics: the widely shared snippet, taken apart ---------------------

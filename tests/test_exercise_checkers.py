@@ -219,9 +219,19 @@ def test_fixed_block_checks_names_and_the_function():
     rejects(E.check_fixed_block, lambda c: Block(c, shortcut_scale=0.5), r"relu\(F\(x\) \+ x\)")
 
 
-def test_worst_block_checks_numbering_and_the_largest_drop():
-    right = lambda r: int(np.argmax(r.drop)) + 1
-    assert E.check_worst_block(right).startswith("correct")
-    rejects(E.check_worst_block, lambda r: int(np.argmax(r.drop)), "0-based")
-    rejects(E.check_worst_block, lambda r: None, "forget `return`")
-    rejects(E.check_worst_block, lambda r: len(r.drop), "largest")
+def test_additive_accuracy_checks_numbering_and_the_sum():
+    right = lambda r, blocks: r.baseline_acc - sum(r.drop[b - 1] for b in blocks)
+    assert E.check_additive_accuracy(right).startswith("correct")
+    rejects(E.check_additive_accuracy,
+            lambda r, blocks: r.baseline_acc - sum(r.drop[b] for b in blocks
+                                                   if b < len(r.drop)), "numbered from 1")
+    rejects(E.check_additive_accuracy, lambda r, blocks: None, "forget `return`")
+    rejects(E.check_additive_accuracy,                      # the worst block alone
+            lambda r, blocks: r.baseline_acc - max((r.drop[b - 1] for b in blocks), default=0),
+            "take off each block's cost")
+    rejects(E.check_additive_accuracy,                      # the drops, not the accuracy
+            lambda r, blocks: sum(r.drop[b - 1] for b in blocks), "take off each block's cost")
+    rejects(E.check_additive_accuracy,
+            lambda r, blocks: [r.lesioned_acc[b - 1] for b in blocks], "return one number")
+
+

@@ -206,6 +206,21 @@ def test_each_check_fires():
         assert not opening_problems(_nb([_md(good.replace("45 s", computer))])), computer
 
 
+def test_the_fixed_header_check_fires():
+    time = ("**Time:** about 40 minutes for you; 4.1 minutes for the computer at the `cpu` "
+            "profile (1,000 ResNet-20 images/s).")
+    good = f"# 02 · A title\n\nWhat you will see, in one sentence.\n{time}"
+    assert not opening_problems(_nb([_md(good)]))
+    assert not opening_problems(_nb([_md(good.replace("4.1 minutes", "45 s"))]))
+    for bad in (good.replace("# 02 · ", "# "),                                 # no number
+                good.replace("\n\n", "\n"),                                    # no blank line
+                good.replace("sentence.\n", "sentence.\n**Goal:** x.\n"),     # a goal block
+                good.replace("sentence.\n", "a\nb\nc\n"),                     # four lines
+                good.replace("4.1 minutes", "4 minutes"),                       # not the form
+                f"# 02 · A title\n\n{time}\nMore text."):                     # not last
+        assert opening_problems(_nb([_md(bad)])), bad
+
+
 def test_numbering_fires():
     names = lambda *n: [Path(x) for x in n]
     assert not numbering_problems(names("00_a.ipynb", "01_b.ipynb", "02_c.ipynb"))

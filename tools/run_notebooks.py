@@ -167,6 +167,8 @@ def header_format_problems(source: str, number: str | None = None) -> list[str]:
     if len(lines) < 3 or lines[1] != "" or "" in lines[2:] or len(lines) > 5:
         problems.append("the header is not a title, a blank line and at most three lines "
                         "(what you will see; the time line)")
+    if re.search(r"\*\*(Goal|After this notebook)", source):
+        problems.append("the header holds a 'Goal:' or 'After this notebook' block")
     if not HEADER_TIME.match(lines[-1]):
         problems.append("the header's last line is not the time line (**Time:** about N "
                         "minutes for you; ... for the computer at the `cpu` profile "

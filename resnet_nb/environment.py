@@ -179,6 +179,15 @@ def format_checks(checks: list[Check]) -> str:
 
 #: The step timed to compare machines: the course's training step for ResNet-20 at batch 128.
 SPEED_DEPTH, SPEED_BATCH = 20, 128
+#: The speed the notebooks' headers state their computer time at: ResNet-20 images/s.
+REFERENCE_SPEED = 1_000
+
+
+def normalised_seconds(seconds: float, images_per_second: float) -> float:
+    """A time recorded on a machine that trained ResNet-20 at `images_per_second`, scaled to
+    one that trains it at REFERENCE_SPEED (what the notebooks' headers and tools/budget.py
+    state)."""
+    return seconds * images_per_second / REFERENCE_SPEED
 
 
 def machine_speed(device=None, steps: int = 4, repeats: int = 3) -> float:
@@ -243,7 +252,8 @@ def predicted_times(speed: float, timings: str | os.PathLike, on_gpu: bool) -> l
 
 
 def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+    """ "45 s" below two minutes, else minutes with one decimal ("4.1 min"), as in the headers."""
+    return f"{seconds:.0f} s" if round(seconds) < 120 else f"{seconds / 60:.1f} min"
 
 
 def format_predictions(speed: float, predictions: list[Prediction],
@@ -259,18 +269,21 @@ def format_predictions(speed: float, predictions: list[Prediction],
     lines = [f"this machine trains ResNet-20 at {speed:,.0f} images/s (batch {SPEED_BATCH})"]
     for profile in profiles:
         ref = recorded["speed"][profile]
-        then = [runs[profile].get("images_per_second") or ref["images_per_second"]
-                for runs in recorded.get("notebooks", {}).values() if profile in runs]
+        runs = [r[profile] for r in recorded.get("notebooks", {}).values() if profile in r]
+        then = [r.get("images_per_second") or ref["images_per_second"] for r in runs]
         low, high = min(then), max(then)
         at = f"{low:,.0f}" if round(low) == round(high) else f"{low:,.0f} to {high:,.0f}"
-        lines.append(f"'{profile}' profile: recorded on {ref['machine']}, which trained it at "
-                     f"{at} images/s during the runs; predicted here:")
+        machines = " and ".join(dict.fromkeys(r.get("machine", ref["machine"]) for r in runs))
+        lines.append(f"'{profile}' profile: recorded on {machines}, which trained it at "
+                     f"{at} images/s during the runs; predicted here (in brackets: at "
+                     f"{REFERENCE_SPEED:,} images/s, as the notebooks' headers say):")
         mine = [p for p in predictions if p.profile == profile]
         notes = list(dict.fromkeys(p.note for p in mine if p.note))      # in order, once each
         for p in mine:
             mark = "*" * (notes.index(p.note) + 1) if p.note else ""
             lines.append(f"    {p.notebook:<30}{_duration(p.predicted_seconds):>9}"
-                         f"   (recorded {_duration(p.recorded_seconds)}){mark}")
+                         f"   ({_duration(p.predicted_seconds * speed / REFERENCE_SPEED)})"
+                         f"{mark}")
         total = sum(p.predicted_seconds for p in mine)
         timed = len(mine)
         missing = len(recorded.get("notebooks", {})) - timed

@@ -296,13 +296,13 @@ def check_weighted_layers(count_weighted_layers) -> str:
     return _passed("3x3 convolutions plus the classifier; shortcuts and BN are not counted")
 
 
-def check_gradient_ratio(gradient_ratio) -> str:
-    """Exercise 01.1: gradient_ratio(model, images, labels) -> ||dL/dx_1|| / ||dL/dx_L||.
+def check_weight_gradient_ratio(weight_gradient_ratio) -> str:
+    """Exercise 01.1: weight_gradient_ratio(model, images, labels) -> ||dL/dW_1|| / ||dL/dW_L||.
 
-    x_i is the output of block i (block 1 next to the input, block L the last),
-    L the mean cross-entropy of the batch, norms per image, averaged over the
-    batch, the model in training mode (as at the first training step). The
-    answer must match probes.signal_profile(...).grad_ratio.
+    W_i are all the parameters of block i (its convolutions and batch norms; block 1 next to
+    the input, block L the last), L the mean cross-entropy of the batch, one forward and
+    backward pass with the model in training mode (as at the first training step). The answer
+    must match probes.signal_profile(...).weight_grad_norm[0] / [-1].
     """
     import torch
 
@@ -314,20 +314,19 @@ def check_gradient_ratio(gradient_ratio) -> str:
     for depth, shortcut in ((20, "none"), (20, "A"), (32, "none")):
         torch.manual_seed(0)
         model = cifar_resnet(depth, shortcut)
-        want = signal_profile(model, images, labels).grad_ratio
+        norms = signal_profile(model, images, labels).weight_grad_norm
+        want = norms[0] / norms[-1]
         torch.manual_seed(0)
-        got = gradient_ratio(cifar_resnet(depth, shortcut).train(), images.clone(),
-                             labels.clone())
-        got = float(got)
+        got = float(weight_gradient_ratio(cifar_resnet(depth, shortcut).train(), images.clone(),
+                                          labels.clone()))
         _expect(abs(got - want) <= 1e-3 * abs(want),
-                f"for {model.name} you got {got:.4g}, expected {want:.4g}. Hint: keep the "
-                "block outputs with forward hooks and out.retain_grad(); the loss is a batch "
-                "mean, so multiply each gradient by the batch size before taking per-image "
-                "norms (x.grad.flatten(1).norm(dim=1)), then average over the images"
-                + (" (you are off by the batch size)" if want and abs(got * len(images) - want)
-                   < 1e-3 * abs(want) or abs(got / len(images) - want) < 1e-3 * abs(want)
-                   else "") + ".")
-    return _passed("the first block's gradient over the last block's, as signal_profile "
+                f"for {model.name} you got {got:.4g}, expected {want:.4g}. Hint: one forward "
+                "and backward pass with the model in training mode; then the norm of all of "
+                "the first block's parameter gradients together (torch.cat of p.grad.flatten() "
+                "for p in model.blocks[0].parameters()), over the same for the last block"
+                + (" (you have the last block over the first)" if got and abs(1 / got - want)
+                   < 1e-3 * abs(want) else "") + ".")
+    return _passed("the first block's weight gradient over the last block's, as signal_profile "
                    "measures it")
 
 

@@ -96,6 +96,13 @@ def test_predicted_times_scale_the_recorded_ones_by_the_speeds(tmp_path):
     text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
     assert "recorded on 2-core CPU, which trained it at 1,000 images/s during the runs" in text
     assert "10.0 min" in text and "20 s" in text and "10.3 min" in text    # 600 + 20 s in all
+    # In brackets, the recorded times at 1,000 images/s, as the headers state them.
+    assert "10.0 min   (5.0 min)" in text and "20 s   (10 s)" in text
+    # Times recorded on two machines name both.
+    recorded["notebooks"]["02_y.ipynb"]["cpu"]["machine"] = "another CPU"
+    path.write_text(json.dumps(recorded))
+    text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)
+    assert "recorded on 2-core CPU and another CPU, which trained it at" in text
 
 
 def test_predictions_say_which_times_are_upper_bounds_and_which_notebooks_are_untimed(tmp_path):
@@ -107,7 +114,7 @@ def test_predictions_say_which_times_are_upper_bounds_and_which_notebooks_are_un
     got = predicted_times(20000.0, path, on_gpu=True)
     assert [(p.notebook, p.note) for p in got] == [("01_x.ipynb", "measured on a shared GPU")]
     text = format_predictions(20000.0, got, path)
-    assert "(recorded 60 s)*" in text and "* measured on a shared GPU" in text
+    assert "(20.0 min)*" in text and "* measured on a shared GPU" in text   # 60 s at 20,000/s
     assert "all notebooks" not in text and "the 1 timed (1 not yet)" in text
     # Every notebook timed, none with a note: no marks, and the total says so.
     text = format_predictions(500.0, predicted_times(500.0, path, on_gpu=False), path)

@@ -169,26 +169,25 @@ def test_weighted_layers_checks_every_option():
         isinstance(x, nn.BatchNorm2d) for x in m.modules()), "BatchNorm")
 
 
-def grad_ratio(model, images, labels, mode="train"):
-    outs = []
-
-    def keep(_m, _i, out):
-        out.retain_grad()
-        outs.append(out)
-    hooks = [b.register_forward_hook(keep) for b in model.blocks]
+def weight_grad_ratio(model, images, labels, mode="train", params=lambda b: b.parameters()):
     model.train(mode == "train")
     F.cross_entropy(model(images), labels).backward()
-    for h in hooks:
-        h.remove()
-    norm = lambda o: (o.grad * len(images)).flatten(1).norm(dim=1).mean()
-    return float(norm(outs[0]) / norm(outs[-1]))
+    norm = lambda b: torch.cat([p.grad.flatten() for p in params(b)]).norm()
+    return float(norm(model.blocks[0]) / norm(model.blocks[-1]))
 
 
-def test_gradient_ratio_checks_the_mode_and_the_blocks():
-    assert E.check_gradient_ratio(grad_ratio).startswith("correct")
-    rejects(E.check_gradient_ratio, lambda m, x, y: grad_ratio(m, x, y, mode="eval"), "expected")
-    rejects(E.check_gradient_ratio, lambda m, x, y: grad_ratio(m, x, y) / len(x),
-            "off by the batch size")
+def test_weight_gradient_ratio_checks_the_mode_and_the_blocks():
+    assert E.check_weight_gradient_ratio(weight_grad_ratio).startswith("correct")
+    rejects(E.check_weight_gradient_ratio,
+            lambda m, x, y: weight_grad_ratio(m, x, y, mode="eval"), "training mode")
+    rejects(E.check_weight_gradient_ratio, _first_over_second, "expected")
+
+
+def _first_over_second(model, images, labels):             # the second block, not the last
+    model.train()
+    F.cross_entropy(model(images), labels).backward()
+    norm = lambda b: torch.cat([p.grad.flatten() for p in b.parameters()]).norm()
+    return float(norm(model.blocks[0]) / norm(model.blocks[1]))
 
 
 class Block(nn.Module):

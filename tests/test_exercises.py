@@ -58,7 +58,7 @@ from torch import nn                                                    # noqa: 
 import torch                                                            # noqa: E402
 import torch.nn.functional as F                                         # noqa: E402
 
-from resnet_nb.exercises import (check_fixed_block, check_gradient_ratio,  # noqa: E402
+from resnet_nb.exercises import (check_fixed_block, check_weight_gradient_ratio,  # noqa: E402
                                  check_weighted_layers)
 
 
@@ -72,24 +72,21 @@ def test_weighted_layers():
         check_weighted_layers(lambda m: right(m) - 1)
 
 
-def _keep(model, outs):
-    def hook(_module, _inputs, out):      # returns None: the output is left as it is
-        out.retain_grad()
-        outs.append(out)
-    return [b.register_forward_hook(hook) for b in model.blocks]
+def test_weight_gradient_ratio():
+    right = answer("weight_gradient_ratio")    # its notebook cell ran its checker already
+    with pytest.raises(ExerciseError, match="last block over the first"):
+        check_weight_gradient_ratio(lambda m, x, y: 1 / right(m, x, y))
 
-
-def test_gradient_ratio():
-    right = answer("gradient_ratio")           # its notebook cell ran its checker already
-    with pytest.raises(ExerciseError):                    # the last block over the first
-        check_gradient_ratio(lambda m, x, y: 1 / right(m, x, y))
-    with pytest.raises(ExerciseError):                    # one norm over the whole batch
-        def whole_batch(model, images, labels):
-            outs = []
-            _keep(model, outs)
-            F.cross_entropy(model(images), labels).backward()
-            return float(outs[0].grad.norm() / outs[-1].grad.norm())
-        check_gradient_ratio(whole_batch)
+    def output_gradient(model, images, labels):           # the gradient at the block outputs
+        outs = []
+        hooks = [b.register_forward_hook(lambda _m, _i, out: (out.retain_grad(), outs.append(out))
+                                         and None) for b in model.blocks]
+        F.cross_entropy(model.train()(images), labels).backward()
+        for h in hooks:
+            h.remove()
+        return float(outs[0].grad.norm() / outs[-1].grad.norm())
+    with pytest.raises(ExerciseError):
+        check_weight_gradient_ratio(output_gradient)
 
 
 def test_fixed_block():

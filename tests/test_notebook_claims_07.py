@@ -232,5 +232,5 @@ def test_the_header_is_a_deep_dive_with_the_recorded_time(nb):
     header = _text(nb, "w00")
     assert header.startswith("# 07 · ") and "A deep dive:" in header
     run = json.loads(TIMINGS.read_text())["notebooks"]["07_why_it_works.ipynb"]["cpu"]
-    m = rn.TIME_LINE.search(_source(_cell(nb, "w00")))
-    assert m and m[2] == rn.normalised_words(run)
+    m = rn.HEADER_TIME.search(_source(_cell(nb, "w00")))
+    assert m and m[2] == rn.computer_time(run["seconds"], run["images_per_second"])

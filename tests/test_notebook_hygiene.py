@@ -8,11 +8,9 @@ For every notebooks/NN_topic.ipynb:
     view is left in an output (both render as "model not found");
   - the file is under 2 MB;
   - the first cell after the "Open in Colab" badge is the header in the course's fixed form:
-    `# NN · Title`, a blank line, then at most three lines, one or two sentences of what the
-    reader will see and the time line ("**Time:** about 40 minutes for you; 4.1 minutes for
-    the computer at the `cpu` profile (1,000 ResNet-20 images/s)."), no "Goal:" block. (A
-    header in the older form must contain the word "goal", a duration and the words "CPU"
-    and "GPU".) tests/test_repo_links.py checks the badge and the install cell;
+    `# NN · Title`, a blank line, at most three lines of what you will see, ending with the
+    time line (tools/run_notebooks.py's header_format_problems; tests/test_notebook_claims.py
+    checks its time against timings.json, tests/test_repo_links.py the badge and install cell);
 and the course's notebooks are numbered 00, 01, 02, ... with no gap or duplicate.
 
 Each check is a function returning a list of problems, so the tests at the end can show
@@ -30,10 +28,6 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 MAX_BYTES = 2_000_000
 NAME = re.compile(r"^(\d\d)_[a-z0-9_]+\.ipynb$")
 ABSOLUTE_PATH = re.compile(r"(?<![\w.~])(/work\b|/root\b|/home/|/tmp/|/Users/)")
-_AMOUNT = (r"(\d+(\.\d+)?|an?|one|two|three|four|five|six|seven|eight|nine|ten|twelve|fifteen|"
-           r"twenty|thirty|forty|fifty|sixty|ninety|few)")
-DURATION = re.compile(rf"\b{_AMOUNT}(\s*(-|to|–|or)\s*{_AMOUNT})?\s*"
-                      r"(s|sec|seconds?|min|minutes?|h|hours?)\b", re.IGNORECASE)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
@@ -99,48 +93,14 @@ def metadata_problems(nb: dict) -> list[str]:
     return problems
 
 
-TIME_LINE = re.compile(r"^\*\*Time:\*\* about \d+ minutes for you; (\d+ s|\d+\.\d minutes) for "
-                       r"the computer at the `cpu` profile \(1,000 ResNet-20 images/s\)\.$")
-TITLE = re.compile(r"^# \d\d · \S")
-
-
-def header_problems(text: str) -> list[str]:
-    """The header in the fixed form: title, blank line, at most three lines ending in the
-    time line; no "Goal:" or "After this notebook" blocks."""
-    lines = text.rstrip("\n").split("\n")
-    problems = []
-    if not TITLE.match(lines[0]):
-        problems.append("the header does not start with '# NN · Title'")
-    if len(lines) < 3 or lines[1].strip():
-        problems.append("the header's title is not followed by a blank line and text")
-    body = lines[2:]
-    if len(body) > 3:
-        problems.append(f"the header has {len(body)} lines below its title (at most 3)")
-    if not body or not TIME_LINE.match(body[-1]):
-        problems.append("the header's last line is not the time line in the fixed form")
-    if re.search(r"\*\*(Goal|After this notebook)", text):
-        problems.append("the header holds a 'Goal:' or 'After this notebook' block")
-    return problems
-
-
 def opening_problems(nb: dict) -> list[str]:
+    from tools.run_notebooks import header_format_problems
     cells = nb["cells"]
     if cells and cells[0]["cell_type"] == "markdown" and COLAB_BADGE in "".join(cells[0]["source"]):
         cells = cells[1:]
     if not cells or cells[0]["cell_type"] != "markdown":
-        return ["the first cell is not a markdown cell with the goal and the time budget"]
-    text = "".join(cells[0]["source"])
-    if "for the computer at the `cpu` profile" in text:
-        return header_problems(text)
-    problems = []
-    if "goal" not in text.lower():
-        problems.append("the first cell does not state the goal (the word 'goal')")
-    if not DURATION.search(text):
-        problems.append("the first cell gives no time budget (e.g. '3 minutes')")
-    for word in ("CPU", "GPU"):
-        if word not in text:
-            problems.append(f"the first cell does not say how long it takes on a {word}")
-    return problems
+        return ["the first cell is not a markdown cell with the header"]
+    return header_format_problems("".join(cells[0]["source"]))
 
 
 def numbering_problems(paths: list[Path]) -> list[str]:
@@ -197,8 +157,8 @@ def _code(source, count, outputs=()):
             "outputs": list(outputs)}
 
 
-GOOD_OPENING = _md("# Title\n\n**Goal:** learn X. **Time:** 2 minutes on a laptop CPU, "
-                   "30 s on a GPU.")
+GOOD_OPENING = _md("# 00 · Title\n\nWhat you will see.\n**Time:** about 20 minutes for you; 45 s "
+                   "for the computer at the `cpu` profile (1,000 ResNet-20 images/s).")
 
 
 def test_a_clean_notebook_passes(tmp_path):
@@ -230,16 +190,20 @@ def test_each_check_fires():
     assert metadata_problems(_nb([], kernelspec={"name": "venv"}))
     assert metadata_problems(_nb([], widgets={"application/vnd.jupyter.widget-state+json": {}}))
     assert opening_problems(_nb([_code("a", 1)]))
-    assert opening_problems(_nb([_md("# Title\nGoal: X.")]))              # no time budget
-    assert opening_problems(_nb([_md("# Title\nTakes 2 minutes on a CPU and a GPU.")]))
+    good = GOOD_OPENING["source"]
+    for wrong in (good.replace("# 00 · Title", "# Title"),                   # no number
+                  good.replace("\n\n", "\n"),                                # no blank line
+                  good.replace("What you will see.", "What\nyou\nwill see."),  # four lines
+                  good.replace("**Time:** about 20 minutes for you; 45 s", "**Time:** 45 s"),
+                  good.replace("(1,000 ResNet-20 images/s)", "(229 images/s)"),
+                  "# 00 · Title\n\n**Goal:** X. The computer needs 2 minutes on a CPU."):
+        assert opening_problems(_nb([_md(wrong)])), wrong
     assert not opening_problems(_nb([GOOD_OPENING]))
     badge = _md(f"[![Open In Colab]({COLAB_BADGE})](https://colab.research.google.com/github/o/n)")
     assert not opening_problems(_nb([badge, GOOD_OPENING]))
     assert opening_problems(_nb([badge, _code("a", 1)]))
-    for budget in ("about three minutes", "under a minute", "1-2 minutes", "90 s", "an hour"):
-        assert not opening_problems(_nb([_md(f"Goal: X. Time: {budget} on a CPU; GPU less.")]))
-    for no_budget in ("Time: on a CPU, some; GPU less.", "3 layers on a CPU and a GPU"):
-        assert opening_problems(_nb([_md(f"Goal: X. {no_budget}")])), no_budget
+    for computer in ("45 s", "4.1 minutes", "12.0 minutes"):
+        assert not opening_problems(_nb([_md(good.replace("45 s", computer))])), computer
 
 
 def test_the_fixed_header_check_fires():

@@ -8,7 +8,8 @@ The build steps, in the order `build` runs them (each is also a module: `python 
     sync_repo_url          the repository address in badges, install cells and README links
     sync_written_answers   the answer key's written answers, folded into the notebooks
     run_notebooks          regenerate the stored outputs (cpu profile, real data; only with
-                           --regenerate: it trains for many minutes)
+                           --regenerate: it trains for many minutes); without it, only the
+                           headers' computer times are written from notebooks/timings.json
     mark_slides            the slide metadata of every notebook cell
     make_slides            the offline slide decks (slides/)
     make_student_copies    the student copies (student/)
@@ -19,8 +20,8 @@ Other tools, not build steps:
     site                   the course's website (build/site/; needs the [site] extra)
     reference_on_gpu       the reference sweeps on a GPU machine
 
-`build --check` changes nothing: it runs the steps that can check (sync_repo_url, mark_slides,
-budget) with --check and reports the first that fails.
+`build --check` changes nothing: it runs the steps that can check (sync_repo_url, the headers'
+times of run_notebooks, mark_slides, budget) with --check and reports the first that fails.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ import sys
 
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
-CHECKS = {"sync_repo_url": ["--check"], "mark_slides": ["--check"], "budget": []}
+CHECKS = {"sync_repo_url": ["--check"], "run_notebooks": ["--headers", "--check"],
+          "mark_slides": ["--check"], "budget": []}
 OTHER_TOOLS = ("site", "reference_on_gpu")
 
 
@@ -51,7 +53,7 @@ def build(argv: list[str]) -> int:
                 continue
             args = CHECKS[name]
         elif name == "run_notebooks" and not regenerate:
-            continue
+            args = ["--headers"]
         else:
             args = {"make_student_copies": ["--out", "student", "--force"]}.get(name, [])
         status = run_step(name, args)

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_nb.environment import REFERENCE_SPEED, normalised_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TIMINGS = NOTEBOOKS / "timings.json"
@@ -32,7 +34,6 @@ MAX_WORDS_CELL = 300
 MAX_CODE_LINES = 20
 MAX_SECONDS_NOTEBOOK = 300
 MAX_SECONDS_TOTAL = 900
-REFERENCE_SPEED = 1_000          # ResNet-20 training images/s
 WORD = re.compile(r"\w+")
 
 
@@ -72,7 +73,7 @@ def measure(path: Path, timings: dict) -> NotebookSize:
         path.name, sum(n for _, n in md), max((n for _, n in md), default=0),
         [(i, n) for i, n in md if n > MAX_WORDS_CELL], max((n for _, n in code), default=0),
         [(i, n) for i, n in code if n > MAX_CODE_LINES], seconds, speed,
-        None if seconds is None or speed is None else seconds * speed / REFERENCE_SPEED)
+        None if seconds is None or speed is None else normalised_seconds(seconds, speed))
 
 
 def measure_course(notebooks: Path = NOTEBOOKS) -> list[NotebookSize]:

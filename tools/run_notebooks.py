@@ -14,13 +14,12 @@ machine and the date, in notebooks/timings.json (entries of notebooks not run ar
 Notebook 00 prints the recorded times (its environment check predicts them for the student's
 machine), its own included, so when 00 is among the notebooks run it is run once more at the
 end, after every time has been recorded; that second run's time is not recorded.
-Under the cpu profile, each notebook's header time line
-    **Time:** about 40 minutes for you; 4.1 minutes for the computer at the `cpu` profile (1,000 ResNet-20 images/s).
-gets its second number rewritten from the run just recorded: seconds x images/s / 1,000, the
-time on a CPU that trains ResNet-20 at 1,000 images/s (a header still in the older form, "The
-computer needs ... while it trained ResNet-20 at N images/s", gets the time and speed as
-recorded). The README course map's times and speed range are rewritten too
-(tests/test_notebook_claims.py checks both against timings.json).
+Under the cpu profile, each notebook's header time line ("**Time:** about N minutes for you;
+4.1 minutes for the computer at the `cpu` profile (1,000 ResNet-20 images/s).") is rewritten
+with the time just recorded, normalised to 1,000 ResNet-20 images/s (seconds x the
+images/s measured at the start of the run / 1,000). `--headers` rewrites every header from
+timings.json without running anything (`--headers --check` only compares;
+tests/test_notebook_claims.py checks the same).
 Exit status: 0 when every notebook ran, 1 otherwise.
 """
 from __future__ import annotations
@@ -33,6 +32,8 @@ import re
 import sys
 import time
 from pathlib import Path
+
+from resnet_nb.environment import REFERENCE_SPEED, normalised_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -136,77 +137,90 @@ def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
     path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
 
 
-# The header's time line in the course's fixed form: the student's time, then the computer's
-# at the reference speed (group 2), which this script writes.
-REFERENCE_SPEED = 1_000          # ResNet-20 training images/s (tools/budget.py normalises so too)
-TIME_LINE = re.compile(r"(\*\*Time:\*\* about \d+ minutes for you; )(\d+ s|\d+\.\d minutes)"
-                       r"( for the computer at the `cpu` profile \(1,000 ResNet-20 images/s\)\.)")
-# The older header sentence: the recorded cpu time and the speed it ran at.
-HEADER_TIME = re.compile(r"(The computer needs )(\d+ (?:seconds|minutes))( at the `cpu` profile \(.*?"
-                         r"while it trained ResNet-20 at )([\d,]+)( images/s)", re.S)
+# The header's time line (the same in every notebook, cell 1 after the badge):
+#   **Time:** about 40 minutes for you; 4.1 minutes for the computer at the `cpu` profile
+#   (1,000 ResNet-20 images/s).
+# The second number is the notebook's recorded cpu-profile time, normalised to a machine that
+# trains ResNet-20 at 1,000 images/s (environment.normalised_seconds).
+HEADER_TIME = re.compile(r"^(\*\*Time:\*\* about \d+ minutes for you; )(\d+ s|\d+\.\d minutes)"
+                         r"( for the computer at the `cpu` profile \("
+                         + re.escape(f"{REFERENCE_SPEED:,}") + r" ResNet-20 images/s\)\.)$", re.M)
+HEADER_TITLE = re.compile(r"^# (\d\d) · \S.*$")
 
 
-def duration_words(seconds: float) -> str:
-    """How an older header states a recorded time: seconds below 90 s, whole minutes above."""
-    return f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.0f} minutes"
+def computer_time(seconds: float, images_per_second: float) -> str:
+    """How a header states a recorded time: normalised, "45 s" below two minutes, else
+    minutes with one decimal ("4.1 minutes")."""
+    normalised = normalised_seconds(seconds, images_per_second)
+    return f"{normalised:.0f} s" if round(normalised) < 120 else f"{normalised / 60:.1f} minutes"
 
 
-def normalised_words(entry: dict) -> str:
-    """The time line's computer time: recorded seconds x recorded images/s / 1,000, as "45 s"
-    below two minutes, else minutes with one decimal ("4.1 minutes")."""
-    seconds = entry["seconds"] * entry["images_per_second"] / REFERENCE_SPEED
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+def header_format_problems(source: str, number: str | None = None) -> list[str]:
+    """What is wrong with the form of a header cell (its markdown source), as sentences: a
+    `# NN · Title` line (NN = `number`, if given), a blank line, then at most three lines,
+    the last of them the time line."""
+    lines = source.strip("\n").split("\n")
+    title = HEADER_TITLE.match(lines[0])
+    problems = []
+    if not title or number not in (None, title.group(1)):
+        problems.append(f"the header's first line is not `# {number or 'NN'} · Title`")
+    if len(lines) < 3 or lines[1] != "" or "" in lines[2:] or len(lines) > 5:
+        problems.append("the header is not a title, a blank line and at most three lines "
+                        "(what you will see; the time line)")
+    if re.search(r"\*\*(Goal|After this notebook)", source):
+        problems.append("the header holds a 'Goal:' or 'After this notebook' block")
+    if not HEADER_TIME.match(lines[-1]):
+        problems.append("the header's last line is not the time line (**Time:** about N "
+                        "minutes for you; ... for the computer at the `cpu` profile "
+                        f"({REFERENCE_SPEED:,} ResNet-20 images/s).)")
+    return problems
 
 
-def _rewrite_time(text: str, entry: dict) -> str:
-    if TIME_LINE.search(text):
-        return TIME_LINE.sub(lambda m: m.group(1) + normalised_words(entry) + m.group(3),
-                             text, count=1)
-    return HEADER_TIME.sub(lambda m: m.group(1) + duration_words(entry["seconds"])
-                           + m.group(3) + f"{entry['images_per_second']:,.0f}" + m.group(5),
-                           text, count=1)
+def header_problems(source: str, name: str, entry: dict | None) -> list[str]:
+    """header_format_problems, and whether the computer's time is the one recorded in
+    `entry` (notebooks/timings.json's cpu entry of notebook `name`)."""
+    problems = [f"{name}: {p}" for p in header_format_problems(source, name[:2])]
+    m = HEADER_TIME.search(source)
+    if entry is None:
+        problems.append(f"{name}: no cpu time recorded in notebooks/timings.json")
+    elif m and m.group(2) != computer_time(entry["seconds"], entry["images_per_second"]):
+        problems.append(f"{name}: the header says {m.group(2)} for the computer, timings.json "
+                        f"{computer_time(entry['seconds'], entry['images_per_second'])}: run "
+                        "python -m tools.run_notebooks --headers")
+    return problems
 
 
 def update_header(path: Path, entry: dict) -> bool:
-    """Write a notebook's recorded cpu time into its header's time line, so the header never
-    states an older run's time. Returns whether it changed."""
+    """Write a notebook's recorded cpu time (normalised) into its header's time line, so the
+    header never states an older run's time. Returns whether it changed."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and (TIME_LINE.search(cell.source)
-                                             or HEADER_TIME.search(cell.source)):
-            new = _rewrite_time(cell.source, entry)
-            if new == cell.source:
-                return False
-            cell.source = new
-            nbformat.write(nb, path)
-            return True
-    return False
+    header = nb.cells[1] if len(nb.cells) > 1 else None      # cell 0 is the Colab badge
+    if header is None or header.cell_type != "markdown" or not HEADER_TIME.search(header.source):
+        return False
+    new = HEADER_TIME.sub(lambda m: m.group(1) + computer_time(entry["seconds"],
+                                                               entry["images_per_second"])
+                          + m.group(3), header.source, count=1)
+    if new == header.source:
+        return False
+    header.source = new
+    nbformat.write(nb, path)
+    return True
 
 
-def map_duration(seconds: float) -> str:
-    """How the README's course map states a recorded time."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
-
-
-def update_readme(timings: dict, readme: Path = ROOT / "README.md") -> bool:
-    """Write the recorded cpu times into the README's course map (last column of each
-    notebook's row) and the range of training speeds they were recorded at."""
-    text = old = readme.read_text()
-    runs = {name: entry["cpu"] for name, entry in timings.get("notebooks", {}).items()
-            if "cpu" in entry}
-    for name, entry in runs.items():
-        row = re.compile(r"^(\| \[" + re.escape(name[:-len(".ipynb")]) + r"\]\(notebooks/"
-                         + re.escape(name) + r"\) \|.*\| )([^|]+)( \|)$", re.M)
-        text = row.sub(lambda m: m.group(1) + map_duration(entry["seconds"]) + m.group(3), text)
-    speeds = [e["images_per_second"] for e in runs.values() if "images_per_second" in e]
-    if speeds:
-        text = re.sub(r"(while it trained ResNet-20 at\s+)[\d,]+ to [\d,]+( images/s)",
-                      lambda m: f"{m.group(1)}{min(speeds):,.0f} to {max(speeds):,.0f}{m.group(2)}",
-                      text)
-    if text != old:
-        readme.write_text(text)
-    return text != old
+def update_headers(timings: dict, check: bool = False) -> list[str]:
+    """Every notebook's header time line from `timings` (written, or with `check` only
+    compared); returns the problems left (check) or the notebooks rewritten."""
+    import nbformat
+    out = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
+        entry = timings.get("notebooks", {}).get(path.name, {}).get("cpu")
+        if not check and entry is not None and update_header(path, entry):
+            out.append(f"{path.name}: header time rewritten")
+        if check:
+            cells = nbformat.read(path, as_version=4).cells
+            out += header_problems(cells[1].source if len(cells) > 1 else "", path.name, entry)
+    return out
 
 
 def measure_speed(description: str) -> dict:
@@ -218,7 +232,15 @@ def measure_speed(description: str) -> dict:
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def main(argv: list[str] | None = None) -> int:
+def headers_main(check: bool) -> int:
+    """--headers: every header's time line from notebooks/timings.json (--check: compare)."""
+    said = update_headers(json.loads(TIMINGS.read_text()), check=check)
+    print("\n".join(said) or ("every header agrees with notebooks/timings.json" if check
+                              else "every header was already up to date"))
+    return 1 if check and said else 0
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("notebooks", nargs="*", type=Path,
                    help="notebooks to run (default: every notebooks/NN_*.ipynb)")
@@ -229,7 +251,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--note", help="a remark stored with each time (e.g. that the device was shared)")
     p.add_argument("--speed-only", action="store_true",
                    help="only measure and record this machine's training speed for the profile")
+    p.add_argument("--headers", action="store_true",
+                   help="run nothing: write each notebook's header time line from timings.json")
+    p.add_argument("--check", action="store_true",
+                   help="with --headers: change nothing; exit 1 if a header is wrong")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
+    if args.headers:
+        return headers_main(args.check)
 
     data = os.environ.get("RESNET_NB_DATA")
     if not data or not Path(data).expanduser().exists():
@@ -269,8 +302,6 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile == "cpu" and args.timings.resolve() == TIMINGS.resolve():
                 update_header(path, measured[path.name])
     record(args.timings, args.profile, measured, speed)
-    if args.profile == "cpu" and args.timings.resolve() == TIMINGS.resolve():
-        update_readme(json.loads(TIMINGS.read_text()))
     start = None if args.speed_only else rerun_start(paths, measured)
     if start is not None:
         print(f"{start.name} ({args.profile}) once more, to show the times just recorded ...",

@@ -31,9 +31,10 @@ from .blocks import (BasicBlock, Bottleneck, IdentityShortcut, NoShortcut, PreAc
 from .data import Batches, CifarData, DataError, ImageSet, load_cifar10, make_synthetic
 from .models import (CifarResNet, ResNetConfig, count_parameters, cifar_resnet, lesioned,
                      plain_net, shortcuts_off, summarize)
+from .device import pick_device
 from .profiles import Profile, get_profile
 from .train import (History, TrainConfig, TrainingDiverged, evaluate, fit, load_checkpoint,
-                    pick_device, recipe, train_one_epoch)
+                    recipe, train_one_epoch)
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from .models import EXAMPLE_DEPTHS
 from .blocks import SHORTCUT_OPTIONS
 from .profiles import PROFILE_NAMES
-from .train import COMPILE_MODES, MAX_SEED, PRECISIONS, RECIPE_NAMES
+from .device import COMPILE_MODES, PRECISIONS
+from .train import MAX_SEED, RECIPE_NAMES
 
 PROG = "python -m resnet_nb"
 
@@ -185,8 +186,8 @@ def _info() -> int:
     import torch
     from .data import DataError, check_source, default_cache_dir
     from .profiles import get_profile
+    from .device import pick_device
     from .provenance import device_name, git_commit, versions
-    from .train import pick_device
     problems = []
     for name, v in versions().items():
         print(f"{name:<12}{v}")
@@ -233,7 +234,8 @@ def _train(args, state: dict) -> int:
     from .models import cifar_resnet
     from .profiles import get_profile
     from .provenance import provenance
-    from .train import TrainingDiverged, fit, pick_device, recipe, seed_everything
+    from .device import pick_device
+    from .train import TrainingDiverged, fit, recipe, seed_everything
 
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,
@@ -286,8 +288,8 @@ def _train(args, state: dict) -> int:
 def _reproduce(args, argv: list[str]) -> int:
     import os
     from .files import FolderLock, check_writable, remove_leftovers
+    from .device import pick_device
     from .reproduce import WEIGHTS, get_set, speed_table, summary_table, with_budget
-    from .train import pick_device
 
     out = Path(args.out)
     if args.summary:

@@ -95,7 +95,7 @@ def check_device(profile_name: str | None = None) -> Check:
     """The device training will use, and whether it suits the profile."""
     import torch
     from .provenance import device_name
-    from .train import pick_device
+    from .device import pick_device
     device = pick_device()
     value = device_name(device)
     if device.type == "cpu" and profile_name == "gpu":
@@ -193,7 +193,7 @@ def machine_speed(device=None, steps: int = 4, repeats: int = 3) -> float:
     from .data import make_synthetic
     from .metrics import training_throughput
     from .models import cifar_resnet
-    from .train import pick_device
+    from .device import pick_device
     device = pick_device(None if device is None else str(device))
     data = make_synthetic((steps + 2) * SPEED_BATCH, 10).train
     rates = []

@@ -214,7 +214,7 @@ def run_specs(jobs_list: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_
     """
     if jobs <= 1:
         from .data import load_cifar10
-        from .train import pick_device
+        from .device import pick_device
         dev = pick_device(device)
         data = load_cifar10(data_source)
         for rset, spec in jobs_list:

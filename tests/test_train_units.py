@@ -14,8 +14,9 @@ import resnet_nb.train as T
 from resnet_nb import History, cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.data import Batches
 from resnet_nb.files import show_path
-from resnet_nb.train import (TrainConfig, autocast_for, grad_scaler, lr_at, make_optimizer,
-                             pick_device, resolve_precision, seed_everything, train_one_epoch)
+from resnet_nb.device import autocast_for, grad_scaler, pick_device, resolve_precision
+from resnet_nb.train import (TrainConfig, lr_at, make_optimizer, seed_everything,
+                             train_one_epoch)
 
 
 @pytest.mark.parametrize("field, bad, match", [

@@ -33,8 +33,8 @@ from .models import (CifarResNet, ResNetConfig, count_parameters, cifar_resnet, 
                      plain_net, shortcuts_off, summarize)
 from .device import pick_device
 from .profiles import Profile, get_profile
-from .train import (History, TrainConfig, TrainingDiverged, evaluate, fit, load_checkpoint,
-                    recipe, train_one_epoch)
+from .runs import History, TrainingDiverged, load_checkpoint
+from .train import TrainConfig, evaluate, fit, recipe, train_one_epoch
 
 __version__ = "0.1.0"
 

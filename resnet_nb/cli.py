@@ -218,7 +218,7 @@ def _check_out(out: Path, resume: bool, cfg, model) -> None:
     """Everything about --out that can be checked before the data are loaded."""
     from dataclasses import asdict
     from .files import FolderLock, check_writable
-    from .train import CHECKPOINT, check_resume
+    from .runs import CHECKPOINT, check_resume
     check_writable(out, "the output folder (--out)")
     with FolderLock(out, "the output folder (--out)"):   # another run writing it: refuse now
         pass
@@ -235,7 +235,8 @@ def _train(args, state: dict) -> int:
     from .profiles import get_profile
     from .provenance import provenance
     from .device import pick_device
-    from .train import TrainingDiverged, fit, recipe, seed_everything
+    from .runs import TrainingDiverged
+    from .train import fit, recipe, seed_everything
 
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,

@@ -21,7 +21,7 @@ import torch
 
 from .models import CifarResNet, ResNetConfig
 from .reproduce import HISTORY, MANIFEST, SET_INFO, get_set, sha256, weights_path
-from .train import History
+from .runs import History
 
 
 class ReferenceError(RuntimeError):

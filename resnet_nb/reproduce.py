@@ -42,7 +42,8 @@ import torch
 
 from .files import atomic_write
 from .models import ResNetConfig, cifar_resnet
-from .train import CHECKPOINT, HISTORY, History, TrainConfig, recipe
+from .runs import CHECKPOINT, HISTORY, History
+from .train import TrainConfig, recipe
 
 MANIFEST = "MANIFEST.json"
 SET_INFO = "set.json"

@@ -33,7 +33,8 @@ import torch
 from .data import Batches, CifarData, ImageSet
 from .models import CifarResNet, ModelSummary, cifar_resnet, lesioned, shortcuts_off, summarize
 from .probes import LesionResult, SignalProfile, lesion_study, loss_slice, signal_profile
-from .train import TrainingDiverged, evaluate, fit, recipe
+from .runs import TrainingDiverged
+from .train import evaluate, fit, recipe
 from .viz import (LandscapePosition, figure_png, plot_landscape_contours,
                   plot_landscape_position, plot_lesions, plot_network_strip,
                   plot_signal_comparison, plot_training_race)

@@ -178,7 +178,8 @@ def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):
         pytest.fail("the second Ctrl-C ended in a traceback")
     line = one_line_error(capsys, rc, code=130)
     assert "stopped by Ctrl-C" in line and "--resume continues" in line
-    assert T.load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
+    from resnet_nb.runs import load_checkpoint
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")

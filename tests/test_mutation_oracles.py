@@ -294,18 +294,19 @@ def test_the_default_validation_split_is_the_papers_5000_images_with_seed_0():
 
 def test_the_divergence_message_counts_the_saved_epochs_and_suggests_a_rate():
     from pathlib import Path
-    from resnet_nb.train import History, _diverged_message, recipe
+    from resnet_nb.runs import History, _diverged_message
+    from resnet_nb.train import recipe, suggest_lr
     cfg = recipe("fast", lr=30.0)
     two, one = History(), History()
     two.epochs, one.epochs = [{"epoch": 1}, {"epoch": 2}], [{"epoch": 1}]
     err = ValueError("loss nan at step 5")
-    msg = _diverged_message(err, 2, cfg, Path("runs/x"), two)
+    msg = _diverged_message(err, 2, suggest_lr(cfg), Path("runs/x"), two)
     assert msg.startswith("training diverged: loss nan at step 5 in epoch 3. ")
     assert "e.g. lr=0.2, the 'fast' recipe's default (in a new output folder)" in msg
     assert msg.endswith("; epochs 1-2, whose numbers are all finite, are saved in runs/x/")
-    assert _diverged_message(err, 1, cfg, Path("runs/x"), one).endswith(
+    assert _diverged_message(err, 1, suggest_lr(cfg), Path("runs/x"), one).endswith(
         "; epoch 1, whose numbers are all finite, is saved in runs/x/")
-    bare = _diverged_message(err, 0, cfg, None, History())
+    bare = _diverged_message(err, 0, suggest_lr(cfg), None, History())
     assert bare.endswith("e.g. lr=0.2, the 'fast' recipe's default")  # nothing saved, no folder
 
 
@@ -317,7 +318,7 @@ def test_a_rate_for_a_recipe_of_ones_own_is_a_tenth():
 
 
 def test_a_failed_save_carries_the_history_so_far():
-    from resnet_nb.train import History, SaveFailed
+    from resnet_nb.runs import History, SaveFailed
     h = History()
     h.status = "failed"
     e = SaveFailed("could not save epoch 2", h)

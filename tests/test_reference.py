@@ -9,7 +9,7 @@ from resnet_nb import make_synthetic, reference
 from resnet_nb.cli import main
 from resnet_nb.reproduce import (MANIFEST, SETS, get_set, run_dir, sha256, summary_table,
                                  train_run, with_budget)
-from resnet_nb.train import History
+from resnet_nb.runs import History
 
 TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "128", "--test-size", "64",
         "--device", "cpu"]

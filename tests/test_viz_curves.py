@@ -9,7 +9,7 @@ import torch  # noqa: E402
 from resnet_nb import cifar_resnet, make_synthetic, plain_net  # noqa: E402
 from resnet_nb.data import normalize  # noqa: E402
 from resnet_nb.probes import signal_profile  # noqa: E402
-from resnet_nb.train import History  # noqa: E402
+from resnet_nb.runs import History  # noqa: E402
 from resnet_nb.viz import plot_curves, plot_signal_profiles, plot_training_curves, smooth  # noqa
 
 
@@ -65,7 +65,7 @@ def test_the_loss_axis_names_label_smoothing_when_the_runs_used_it():
     """04's and 06's runs use the fast recipe (label smoothing 0.1): a loss that cannot reach
     0, so the axis must say so; a history without smoothing (or not recording it) is plain."""
     from resnet_nb import recipe
-    from resnet_nb.train import _plain
+    from resnet_nb.runs import _plain
     from dataclasses import asdict
     fast = _plain(asdict(recipe("fast")))
     plain_ce = {**fast, "label_smoothing": 0.0}

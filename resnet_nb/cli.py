@@ -230,13 +230,15 @@ def _check_out(out: Path, resume: bool, cfg, model) -> None:
 
 
 def _train(args, state: dict) -> int:
+    import torch
+
     from .data import load_cifar10
+    from .device import pick_device
     from .models import cifar_resnet
     from .profiles import get_profile
     from .provenance import provenance
-    from .device import pick_device
     from .runs import TrainingDiverged
-    from .train import fit, recipe, seed_everything
+    from .train import fit, recipe
 
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,
@@ -251,7 +253,7 @@ def _train(args, state: dict) -> int:
         overrides["warmup_steps"] = 400
     cfg = recipe(args.recipe, **overrides)
     device = pick_device(args.device)
-    seed_everything(args.seed)
+    torch.manual_seed(args.seed)          # the model's initial weights; data order: cfg.seed
     model = cifar_resnet(args.depth, args.shortcut, preact=args.preact)
     slug = re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-")
     out = Path(args.out or f"runs/{slug}-{args.recipe}-seed{args.seed}")

@@ -178,14 +178,14 @@ def train_run(rset: ReferenceSet, spec: RunSpec, out: Path, *, data, device, pre
               "auto", compile: str | None = None, command: str = "") -> History:
     """Train one run (or resume it) with `fit`; return its history."""
     from .provenance import provenance
-    from .train import fit, seed_everything
+    from .train import fit
 
     cfg = rset.train_config(spec)
     folder = run_dir(out, spec)
     if rset.val_size:
         data = data.split_validation(rset.val_size, seed=rset.split_seed)
     data = data.subset(train=rset.train_size, test=rset.test_size, seed=rset.split_seed)
-    seed_everything(spec.seed)
+    torch.manual_seed(spec.seed)          # the model's initial weights
     model = cifar_resnet(spec.depth, spec.shortcut)
     prov = provenance(device, reference_set=rset.name, budget=rset.budget(),
                       data_source=data.source, train_images=len(data.train),

@@ -24,7 +24,6 @@ from torch import nn
 from .checks import is_int, is_real
 from .data import MEAN, STD, Batches, CifarData
 from .device import autocast_for, check_compile, grad_scaler, pick_device, resolve_precision
-from .files import atomic_write
 from .runs import (CHECKPOINT, HISTORY, History, check_epoch_loss, check_finite, check_numbers,
                    diverged, keep_epoch, loss_bound, new_history, open_run, save_checkpoint,
                    stopped)
@@ -136,11 +135,6 @@ def suggest_lr(cfg: TrainConfig) -> str:
     if default is not None and cfg.lr > default:
         return f"lr={default:g}, the {cfg.recipe!r} recipe's default"
     return f"lr={cfg.lr / 10:g}"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed PyTorch's generators (model initialisation; data order is seeded separately)."""
-    torch.manual_seed(seed)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
@@ -348,8 +342,3 @@ def progress_bar(iterable, **kwargs):
     if os.environ.get("TQDM_DISABLE", "").lower() not in ("", "0", "false"):
         kwargs["disable"] = True
     return tqdm(iterable, **kwargs)
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Write to a temporary file, then rename: an interrupt never leaves half a file."""
-    atomic_write(path, write)

@@ -14,10 +14,9 @@ import resnet_nb.runs as R
 import resnet_nb.train as T
 from resnet_nb import History, cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.data import Batches
-from resnet_nb.files import show_path
 from resnet_nb.device import autocast_for, grad_scaler, pick_device, resolve_precision
-from resnet_nb.train import (TrainConfig, lr_at, make_optimizer, seed_everything,
-                             train_one_epoch)
+from resnet_nb.files import atomic_write, show_path
+from resnet_nb.train import TrainConfig, lr_at, make_optimizer, train_one_epoch
 
 
 @pytest.mark.parametrize("field, bad, match", [
@@ -94,13 +93,6 @@ def test_precision_is_checked():
         resolve_precision("cpu", "half")
 
 
-def test_seed_everything_seeds_torch():
-    seed_everything(3)
-    a = torch.rand(4)
-    torch.manual_seed(3)
-    assert torch.equal(a, torch.rand(4))
-
-
 def test_history_last_and_round_trip(tmp_path):
     h = History()
     assert h.last("test_acc") is None and h.last("test_acc", 0.5) == 0.5
@@ -118,7 +110,7 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
     def write(f):
         seen.extend(p.name for p in target.parent.iterdir())  # while it writes
         f.write(b"old")
-    T._atomic_write(target, write)
+    atomic_write(target, write)
     assert target.read_bytes() == b"old"
     # It wrote a hidden temporary file beside the target (so the rename is atomic).
     assert len(seen) == 1 and seen[0].startswith(".tmp-f.json.")
@@ -127,7 +119,7 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
         f.write(b"half")
         raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        T._atomic_write(target, half)
+        atomic_write(target, half)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
 

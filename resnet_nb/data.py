@@ -755,7 +755,8 @@ class Batches:
 
     train=True shuffles, drops a last smaller batch and (unless augment=False) crops and
     flips; augment=False keeps the shuffled order and the images as they are. mean, std:
-    the per-channel statistics images are standardised with (default: CIFAR-10's).
+    the per-channel statistics images are standardised with (default: CIFAR-10's); `fit`
+    records them, and `augment`, in its history.
     """
 
     def __init__(self, data: ImageSet, batch_size: int = 128, *, train: bool = False,
@@ -768,6 +769,7 @@ class Batches:
         self.labels = data.labels.to(device)
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.augment = train if augment is None else augment
+        self.mean, self.std = tuple(mean), tuple(std)
         self.memory_format = memory_format
         self.epoch = 0
         # Kept on the device, so that normalising a batch copies nothing from the host.

@@ -31,7 +31,7 @@ from .files import FolderLock, atomic_write, check_writable, reason, remove_left
 from .files import signals_deferred
 
 if TYPE_CHECKING:
-    from .data import CifarData
+    from .data import Batches, CifarData
     from .train import TrainConfig
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,12 +118,15 @@ def _plain(d: dict) -> dict:
     return json.loads(json.dumps(d))
 
 
-def new_history(model: nn.Module, cfg: TrainConfig, data: CifarData, steps_per_epoch: int,
+def new_history(model: nn.Module, cfg: TrainConfig, data: CifarData, train: Batches,
                 provenance: dict) -> History:
-    """The History of a run about to start: its settings, its data and its first sitting."""
+    """The History of a run about to start: its settings, its data, what its training
+    batches `train` do to the images, and its first sitting."""
+    provenance = {**provenance, "augment": train.augment, "input_mean": list(train.mean),
+                  "input_std": list(train.std)}
     history = History(model=_plain(asdict(model.config)) if hasattr(model, "config") else {},
-                      config=_plain(asdict(cfg)), steps_per_epoch=steps_per_epoch,
-                      total_steps=cfg.epochs * steps_per_epoch, provenance=provenance,
+                      config=_plain(asdict(cfg)), steps_per_epoch=len(train),
+                      total_steps=cfg.epochs * len(train), provenance=provenance,
                       data=data.record())
     history.provenance["sittings"] = [_sitting(history.provenance, first_epoch=1)]
     return history
@@ -321,12 +324,12 @@ def open_run(out: Path | None, resume: bool, model: nn.Module, optimizer, cfg: T
 
     Before any work: the folder must be writable, and no other process may be writing
     it (a lock, held until fit ends); temporary files of killed writes are removed.
-    Returns (lock or None, first epoch, history).
+    Returns (the lock, a context that releases it; the first epoch; the history).
     """
     if out is None:
         if resume:
             raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
-        return None, 0, history
+        return contextlib.nullcontext(), 0, history
     check_writable(out, "the output folder")
     lock = FolderLock(out, "the output folder").acquire()
     try:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import is_int, is_real
-from .data import MEAN, STD, Batches, CifarData
+from .data import Batches, CifarData
 from .device import autocast_for, check_compile, grad_scaler, pick_device, resolve_precision
 from .runs import (CHECKPOINT, HISTORY, History, check_epoch_loss, check_finite, check_numbers,
                    diverged, keep_epoch, loss_bound, new_history, open_run, save_checkpoint,
@@ -225,38 +225,22 @@ def predict(model: nn.Module, batches: Batches, precision: str = "auto") -> torc
     return torch.cat(out)
 
 
-def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | os.PathLike |
-        None = None, resume: bool = False, device: str | torch.device | None = None,
-        on_step: Callable[[int, float], None] | None = None, progress: bool = True,
-        evaluate_test: bool = True, provenance: dict | None = None,
-        verbose: bool = True, precision: str = "auto", compile: str | None = None,
-        augment: bool = True, mean=MEAN, std=STD) -> History:
+def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
+        out_dir: str | os.PathLike | None = None, resume: bool = False,
+        device: str | torch.device | None = None, precision: str = "auto",
+        compile: str | None = None, on_step: Callable[[int, float], None] | None = None,
+        progress: bool = True, verbose: bool = True, evaluate_test: bool = True,
+        provenance: dict | None = None, batches: Callable[..., Batches] = Batches) -> History:
     """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
 
-    With `out_dir`, a checkpoint and the history are written after every epoch,
-    and `resume=True` continues from the checkpoint there exactly as if the
-    run had not stopped. The stop button (KeyboardInterrupt) ends training
-    cleanly: the history so far is returned and the model is left as it is.
-    `verbose=False` keeps fit from printing (the message is in `history.message`).
-    `precision`: see device.resolve_precision. `compile`: None (eager), or a torch.compile mode
-    ("default", "reduce-overhead") for the training forward and backward; evaluation
-    stays eager. Each epoch's record holds its training images per second.
-
-    Faults: `out_dir` is checked (writable, not in use by another process) before any
-    training; resume is refused, naming each field and both values, if the settings,
-    the network or the data (`history.data`) differ from the checkpoint's. A loss that
-    becomes NaN/inf or explodes (see runs.loss_bound), or an epoch that ends with a number
-    of the network that is not finite, raises TrainingDiverged: only finite epochs are
-    saved. A failed save (a full disk) raises SaveFailed, keeping the last checkpoint.
-
-    `augment=False` trains on the images as they are (no crop, no flip); `mean`, `std`: the
-    per-channel statistics every batch is standardised with (default: CIFAR-10's). Both go
-    into the history's provenance.
-
-    `history.provenance` describes the run's first sitting (with `provenance`'s entries:
-    device, commit, date ...); `provenance["sittings"]` lists every sitting, its first epoch,
-    device, precision, compile mode, commit, versions and date, so that a run resumed on
-    another machine or in another precision says so.
+    With `out_dir`, a checkpoint and the history are written after every epoch whose numbers
+    are all finite, and `resume=True` continues exactly as if the run had not stopped (see
+    runs.open_run for the checks). KeyboardInterrupt ends training cleanly, returning the
+    history so far; a loss that explodes raises TrainingDiverged, a failed save SaveFailed.
+    `verbose=False` prints nothing. `precision`: see device.resolve_precision; `compile`: None
+    or a torch.compile mode. `batches` makes the mini-batches as Batches does (e.g.
+    functools.partial(Batches, augment=False)); history.provenance records what they do, with
+    `provenance`'s entries and one record per sitting (provenance["sittings"]).
     """
     say = print if verbose else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
@@ -267,60 +251,58 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *, out_dir: str | o
     # The compiled module shares the model's parameters and buffers: training updates `model`.
     step_model = torch.compile(model, mode=compile) if compile else model
     scaler = grad_scaler(device, precision)
-    inputs = {"mean": tuple(mean), "std": tuple(std)}
-    train = Batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed,
-                    augment=augment, **inputs)
-    val = Batches(data.val, 512, device=device, **inputs) if data.val is not None else None
-    test = Batches(data.test, 512, device=device, **inputs) if evaluate_test else None
+    train = batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
+    evaluated = _evaluation_batches(batches, data, evaluate_test, device)
     optimizer = make_optimizer(model, cfg)
     total_steps = cfg.epochs * len(train)
-    history = new_history(model, cfg, data, len(train), {
-        **(provenance or {}), "precision": precision, "compile": compile or "off",
-        "augment": augment, "input_mean": list(mean), "input_std": list(std)})
+    history = new_history(model, cfg, data, train, {**(provenance or {}), "precision": precision,
+                                                    "compile": compile or "off"})
     out = Path(out_dir) if out_dir is not None else None
-    # Checks the folder and locks it for this process (released below, in `finally`).
+    # Checks the folder and locks it for this process (released when the run ends).
     lock, start_epoch, history = open_run(out, resume, model, optimizer, cfg, device, history,
                                           say, scaler)
-
     history.status = "running"
     epoch = start_epoch
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            train.set_epoch(epoch)
-            first = epoch * len(train)
-            stats = train_one_epoch(step_model, train, optimizer,
-                                    lambda s: lr_at(s, total_steps, cfg), first,
-                                    label_smoothing=cfg.label_smoothing, on_step=on_step,
-                                    progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                                    precision=precision, scaler=scaler)
-            # train_one_epoch ends by reading its losses, which waits for the device.
-            train_seconds = time.perf_counter() - t0
-            record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),
-                      "train_loss": stats["loss"], "train_acc": stats["acc"],
-                      "train_seconds": train_seconds,
-                      "images_per_second": len(train) * cfg.batch_size / train_seconds}
-            if val is not None:
-                v = evaluate(model, val, precision)
-                record.update(val_loss=v["loss"], val_acc=v["acc"])
-            if test is not None:
-                t = evaluate(model, test, precision)
-                record.update(test_loss=t["loss"], test_acc=t["acc"])
-            record["seconds"] = time.perf_counter() - t0
-            check_numbers(model, optimizer, record)    # only finite epochs are kept
-            keep_epoch(history, record, stats["step_loss"], out, lambda: save_checkpoint(
-                out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg, scaler))
-        history.status = "completed"
-    except KeyboardInterrupt:
-        say(stopped(history, epoch, out))
-    except FloatingPointError as e:
-        raise diverged(history, e, epoch, suggest_lr(cfg), out) from None
-    finally:
-        if lock is not None:
-            lock.release()
+    with lock:
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                t0 = time.perf_counter()
+                train.set_epoch(epoch)
+                first = epoch * len(train)
+                stats = train_one_epoch(step_model, train, optimizer,
+                                        lambda s: lr_at(s, total_steps, cfg), first,
+                                        label_smoothing=cfg.label_smoothing, on_step=on_step,
+                                        progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                        precision=precision, scaler=scaler)
+                # train_one_epoch ends by reading its losses, which waits for the device.
+                train_seconds = time.perf_counter() - t0
+                record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),
+                          "train_loss": stats["loss"], "train_acc": stats["acc"],
+                          "train_seconds": train_seconds,
+                          "images_per_second": len(train) * cfg.batch_size / train_seconds}
+                for name, evaluation in evaluated.items():
+                    result = evaluate(model, evaluation, precision)
+                    record.update({f"{name}_loss": result["loss"], f"{name}_acc": result["acc"]})
+                record["seconds"] = time.perf_counter() - t0
+                check_numbers(model, optimizer, record)    # only finite epochs are kept
+                keep_epoch(history, record, stats["step_loss"], out, lambda: save_checkpoint(
+                    out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg, scaler))
+            history.status = "completed"
+        except KeyboardInterrupt:
+            say(stopped(history, epoch, out))
+        except FloatingPointError as e:
+            raise diverged(history, e, epoch, suggest_lr(cfg), out) from None
     if out is not None:
         history.save(out / HISTORY)
     return history
+
+
+def _evaluation_batches(batches: Callable[..., Batches], data: CifarData, evaluate_test: bool,
+                        device: torch.device) -> dict[str, Batches]:
+    """{"val": ..., "test": ...}: the sets fit evaluates after each epoch, as they are."""
+    sets = {"val": data.val, "test": data.test if evaluate_test else None}
+    return {name: batches(images, 512, device=device, augment=False)
+            for name, images in sets.items() if images is not None}
 
 
 def _check_sets(data: CifarData, evaluate_test: bool) -> None:

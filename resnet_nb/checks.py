@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 
 def is_int(value) -> bool:
-    """An integer, not a bool."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer (numpy's too), not a bool and not 2.5: sizes and steps are counted."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def is_real(value) -> bool:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import numbers
 import os
 import pickle
 import re
@@ -42,6 +41,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from .checks import is_int
 from .files import (NotWritable, atomic_write, check_writable, locked_temp_dir, remove_leftovers,
                     show_path)
 from .files import reason as _why
@@ -63,11 +63,6 @@ HOW_TO_POINT = ("Point RESNET_NB_DATA (or the `source` argument, or --data) at a
                 "of CIFAR-10: torchvision's 'cifar-10-batches-py' folder or its "
                 "cifar-10-python.tar.gz, or an image folder train/<class>/*, test/<class>/* "
                 "or a .tar.gz of one.")
-
-
-def _is_int(value) -> bool:
-    """An integer (numpy's too), not a bool and not 2.5: sizes are counted, not measured."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 class DataError(RuntimeError):
@@ -105,7 +100,7 @@ class CifarData:
 
         Choose hyperparameters on `val`; keep `test` for the final report.
         """
-        if not (_is_int(size) and 0 < size < len(self.train)):
+        if not (is_int(size) and 0 < size < len(self.train)):
             raise ValueError(f"validation size must be an integer between 1 and "
                              f"{len(self.train) - 1}, got {size!r}")
         order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
@@ -121,7 +116,7 @@ class CifarData:
         shuffles) rather than slicing the first n images.
         """
         for name, n in (("train", train), ("test", test)):
-            if n is not None and not (_is_int(n) and n > 0):
+            if n is not None and not (is_int(n) and n > 0):
                 raise ValueError(f"subset {name} size must be a positive integer (or None: "
                                  f"all), got {n!r}")
         g = torch.Generator().manual_seed(seed)
@@ -763,7 +758,7 @@ class Batches:
                  device: str | torch.device = "cpu", seed: int = 0,
                  memory_format: torch.memory_format = torch.channels_last,
                  augment: bool | None = None, mean=MEAN, std=STD):
-        if not (_is_int(batch_size) and batch_size > 0):
+        if not (is_int(batch_size) and batch_size > 0):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.images = data.images.to(device)
         self.labels = data.labels.to(device)

@@ -83,6 +83,9 @@ class TrainConfig:
                 and list(m) == sorted(m)):
             raise ValueError(f"milestones must be increasing fractions of the run between 0 "
                              f"and 1, e.g. (0.5, 0.75), got {m!r}")
+        # numpy's integers pass the checks: store Python's, which a history's JSON can hold.
+        for name in ("epochs", "batch_size", "seed", "warmup_steps"):
+            object.__setattr__(self, name, int(getattr(self, name)))
 
 
 def recipe(name: str = "fast", **overrides) -> TrainConfig:

@@ -184,10 +184,12 @@ def _user_error(e: Exception) -> str | None:
 def _info() -> int:
     """Print versions, device, profile, data source and cache; exit 2 if one is unusable."""
     import torch
-    from .data import DataError, check_source, default_cache_dir
-    from .profiles import get_profile
+
+    from .data import DataError
     from .device import pick_device
+    from .profiles import get_profile
     from .provenance import device_name, git_commit, versions
+    from .sources import check_source, default_cache_dir
     problems = []
     for name, v in versions().items():
         print(f"{name:<12}{v}")

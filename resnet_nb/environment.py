@@ -122,7 +122,8 @@ def check_profile() -> Check:
 
 def check_data(source: str | os.PathLike | None = None) -> Check:
     """Which CIFAR-10 source `load_cifar10(source)` will use, and whether it is there."""
-    from .data import DataError, default_cache_dir, describe_source
+    from .data import DataError
+    from .sources import default_cache_dir, describe_source
     env = os.environ.get("RESNET_NB_DATA")
     spec = os.fspath(source) if source is not None else env
     try:

@@ -82,7 +82,7 @@ def test_the_loss_axis_names_label_smoothing_when_the_runs_used_it():
 
 def test_the_race_names_label_smoothing_from_the_runs_setting():
     from types import SimpleNamespace
-    from resnet_nb.viz import plot_training_race
+    from resnet_nb.viz_lab import plot_training_race
     run = lambda smoothing: SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2,
                                             step_loss=[2.3, 2.1, 2.0],
                                             setting={"label_smoothing": smoothing})

@@ -12,10 +12,12 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
-from .models import EXAMPLE_DEPTHS
 from .blocks import SHORTCUT_OPTIONS
+from .models import EXAMPLE_DEPTHS
 from .profiles import PROFILE_NAMES
+from .signals import signal_name, stops_as_interrupts
 from .device import COMPILE_MODES, PRECISIONS
 from .train import MAX_SEED, RECIPE_NAMES
 
@@ -107,59 +109,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class _Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, turned into the same clean stop as Ctrl-C."""
-
-
-_signals_received: list[int] = []
-
-
-def _on_signal(signum, _frame):
-    _signals_received.append(signum)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise _Stopped(signal.Signals(signum).name)
-
-
-def _signal_name(signum: int | None) -> str:
-    return "Ctrl-C" if signum in (None, signal.SIGINT) else signal.Signals(signum).name
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run a command; returns its exit code (see the module docstring)."""
-    # Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
-    # terminal) all stop a run the same way: fit keeps the finished epochs, and --resume
-    # continues. Restored at the end, for callers such as tests that run main() in-process.
-    from .files import STOP_SIGNALS     # the same signals that saves hold back
-    previous = {}
-    for s in STOP_SIGNALS:
-        try:
-            previous[s] = signal.signal(s, _on_signal)
-        except ValueError:   # not the main thread: leave the signals alone
-            break
-    _signals_received.clear()
-    state: dict = {}
-    try:
+    def command(state: dict) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "reproduce":
             return _reproduce(args, argv if argv is not None else sys.argv[1:])
         return _train(args, state) if args.command == "train" else _info()
-    except KeyboardInterrupt:
-        signum = _signals_received[-1] if _signals_received else signal.SIGINT
-        where = state.get("out")
-        saved = (f"; finished epochs are saved in {where}/, and --resume continues from them"
-                 if where is not None and (where / "checkpoint.pt").exists() else "")
-        print(f"{PROG}: stopped by {_signal_name(signum)}{saved}", file=sys.stderr)
-        return 128 + int(signum)
-    except Exception as e:
-        message = _user_error(e)
-        if message is None or _debugging():
-            raise             # a bug, or asked for: the traceback is for us
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return run_command(PROG, command)
+
+
+def run_command(prog: str, command: Callable[[dict], int]) -> int:
+    """`command(state)`'s exit code, with the conventions of the module docstring.
+
+    Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
+    terminal) all stop a run the same way (signals.stops_as_interrupts): fit keeps the
+    finished epochs, and --resume continues. The handlers are restored at the end, for
+    callers such as tests that run a command in-process. `state["signals"]` lists the
+    signals received; a command sets `state["out"]` to the folder its run writes.
+    """
+    state: dict = {}
+    with stops_as_interrupts() as received:
+        state["signals"] = received
+        try:
+            return command(state)
+        except KeyboardInterrupt:
+            signum = received[-1] if received else signal.SIGINT
+            where = state.get("out")
+            saved = (f"; finished epochs are saved in {where}/, and --resume continues from "
+                     "them" if where is not None and (where / "checkpoint.pt").exists() else "")
+            print(f"{prog}: stopped by {signal_name(signum)}{saved}", file=sys.stderr)
+            return 128 + int(signum)
+        except Exception as e:
+            message = _user_error(e)
+            if message is None or _debugging():
+                raise             # a bug, or asked for: the traceback is for us
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return 2
 
 
 def _debugging() -> bool:
@@ -285,8 +271,8 @@ def _train(args, state: dict) -> int:
     print(f"history and checkpoint in {out}/")
     if history.status == "completed":
         return 0
-    signum = _signals_received[-1] if _signals_received else signal.SIGINT
-    print(f"{PROG}: stopped by {_signal_name(signum)}; run the same command with --resume to "
+    signum = state["signals"][-1] if state["signals"] else signal.SIGINT
+    print(f"{PROG}: stopped by {signal_name(signum)}; run the same command with --resume to "
           "continue" + ("" if history.epochs else " (no epoch had finished)"), file=sys.stderr)
     return 128 + int(signum)
 

@@ -43,6 +43,7 @@ import torch
 from .files import atomic_write
 from .models import ResNetConfig, cifar_resnet
 from .runs import CHECKPOINT, HISTORY, History
+from .signals import on_signal
 from .train import TrainConfig, recipe
 
 MANIFEST = "MANIFEST.json"
@@ -256,48 +257,46 @@ def _run_children(jobs_list, out: Path, jobs: int, child_args: list[str], say) -
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
 
-    old_term = signal.signal(signal.SIGTERM, stop)
-    try:
-        while queue or running:
-            while queue and len(running) < jobs and not stopping:
-                rset, spec = queue.pop(0)
-                folder = run_dir(out, spec)
-                folder.mkdir(parents=True, exist_ok=True)
-                log = open(folder / "train.log", "ab")
-                cmd = [sys.executable, "-m", "resnet_nb", "reproduce", rset.name, "--only",
-                       spec.run_id, *child_args]
-                running[f"{rset.name} {spec.run_id}"] = (
-                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
-                    time.perf_counter())
-                log.close()
-                say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
-                    f"{len(queue)} waiting)")
-            time.sleep(0.5)
-            for key, (proc, t0) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[key]
-                set_name, run_id = key.split(" ")
-                folder = Path(out) / set_name / run_id
-                h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
-                status = h.status if h is not None else "no history"
-                say(f"{key}: {status}, {_result(h) if h else ''} "
-                    f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
-                if proc.returncode != 0:
-                    ok = False
-                    tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
-                    if not stopping:
-                        say("    " + "\n    ".join(tail))
-    except KeyboardInterrupt:
-        stop()
-        for proc, _t in running.values():
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
+    with on_signal(signal.SIGTERM, stop):      # SIGTERM: stop the children, then this
+        try:
+            while queue or running:
+                while queue and len(running) < jobs and not stopping:
+                    rset, spec = queue.pop(0)
+                    folder = run_dir(out, spec)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    log = open(folder / "train.log", "ab")
+                    cmd = [sys.executable, "-m", "resnet_nb", "reproduce", rset.name, "--only",
+                           spec.run_id, *child_args]
+                    running[f"{rset.name} {spec.run_id}"] = (
+                        subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                        time.perf_counter())
+                    log.close()
+                    say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
+                        f"{len(queue)} waiting)")
+                time.sleep(0.5)
+                for key, (proc, t0) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[key]
+                    set_name, run_id = key.split(" ")
+                    folder = Path(out) / set_name / run_id
+                    h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
+                    status = h.status if h is not None else "no history"
+                    say(f"{key}: {status}, {_result(h) if h else ''} "
+                        f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
+                    if proc.returncode != 0:
+                        ok = False
+                        tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
+                        if not stopping:
+                            say("    " + "\n    ".join(tail))
+        except KeyboardInterrupt:
+            stop()
+            for proc, _t in running.values():
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise
     if stopping:
         raise KeyboardInterrupt
     return ok and not queue

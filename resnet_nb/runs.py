@@ -28,7 +28,7 @@ from torch import nn
 
 from .checks import is_int
 from .files import FolderLock, atomic_write, check_writable, reason, remove_leftovers, show_path
-from .files import signals_deferred
+from .signals import signals_deferred
 
 if TYPE_CHECKING:
     from .data import Batches, CifarData

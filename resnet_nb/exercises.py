@@ -369,71 +369,94 @@ def check_repaired_block(block_class) -> str:
     when the shape is kept and option A (subsample, zero-pad the new channels) when it
     changes: exactly resnet_nb.blocks.BasicBlock with its default shortcut.
     """
-    import torch
-    from torch import nn
-
-    from .blocks import BasicBlock
-    from .models import count_parameters
-    names = ("conv1", "bn1", "conv2", "bn2")
     for c_in, c_out, stride in ((3, 8, 1), (8, 8, 1), (8, 16, 2)):
         call = f"RepairedBlock({c_in}, {c_out}, stride={stride})"
-        torch.manual_seed(0)
-        reference = BasicBlock(c_in, c_out, stride).eval()
-        for bn in (reference.bn1, reference.bn2):   # non-trivial statistics, scales and shifts
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.data.uniform_(0.5, 1.5)
-            bn.bias.data.uniform_(-0.2, 0.2)
+        reference = _reference_block(c_in, c_out, stride)
         try:
             block = block_class(c_in, c_out, stride)
         except Exception as e:   # the student's constructor: report it, do not crash the check
             raise ExerciseError(f"{call} raised {type(e).__name__}: {e}") from None
-        missing = [n for n in names if not hasattr(block, n)]
-        _expect(not missing, f"{call} has no {', '.join(missing)}: keep these names so that the "
-                             "check can copy the weights in")
-        for n in ("conv1", "conv2"):
-            _expect(isinstance(getattr(block, n), nn.Conv2d), f"{call}.{n} is not an nn.Conv2d")
-            _expect(getattr(block, n).bias is None,
-                    f"{call}.{n} has a bias. Hint: a BN layer follows it, and BN's shift "
-                    "replaces the bias (bias=False), as in the paper's networks.")
-        for n in ("bn1", "bn2"):
-            _expect(isinstance(getattr(block, n), nn.BatchNorm2d),
-                    f"{call}.{n} is not an nn.BatchNorm2d: problem 5 is the missing batch "
-                    "normalisation")
-        extra = count_parameters(block) - count_parameters(reference)
-        _expect(extra == 0, f"{call} has {extra:+,} parameters more than conv1, bn1, conv2 and bn2 "
-                            "need. Hint: option A's shortcut has no parameters (no 1x1 "
-                            "convolution, no BN).")
-        try:
-            for n in names:
-                getattr(block, n).load_state_dict(getattr(reference, n).state_dict())
-        except RuntimeError as e:
-            raise ExerciseError(f"{call}: the layers' shapes differ from the expected ones "
-                                f"({e}). Hint: conv1 maps {c_in} to {c_out} channels with "
-                                f"stride {stride}; conv2 maps {c_out} to {c_out}.") from None
-        block.eval()
-        x = torch.relu(torch.randn(2, c_in, 8, 8, generator=torch.Generator().manual_seed(1)))
-        with torch.no_grad():
-            try:
-                got = block(x)
-            except RuntimeError as e:
-                raise ExerciseError(
-                    f"{call} failed on an input of shape {tuple(x.shape)}: {e}. Hint: where "
-                    "the shape changes, the shortcut must produce the output's shape: keep "
-                    "every stride-th row and column, then append zero channels.") from None
-            want = reference(x)
-            f = reference.bn2(reference.conv2(torch.relu(reference.bn1(reference.conv1(x)))))
-            doubled = torch.relu(2 * f + reference.shortcut(x))
-        _expect(tuple(got.shape) == tuple(want.shape),
-                f"{call} returned shape {tuple(got.shape)} for an input of shape "
-                f"{tuple(x.shape)}, expected {tuple(want.shape)}")
-        _expect(not torch.allclose(got, doubled, atol=1e-5),
-                f"{call} still computes relu(2 F(x) + shortcut(x)): F(x) is added twice. "
-                "Hint: one shortcut, applied to the block's input x.")
-        _expect(torch.allclose(got, want, atol=1e-5),
-                f"{call} differs from relu(F(x) + shortcut(x)) by up to "
-                f"{float((got - want).abs().max()):.3g}. Hint: F(x) = bn2(conv2(relu(bn1(conv1(x)))))"
-                "; the shortcut is x itself, or, where the shape changes, x[:, :, ::stride, "
-                "::stride] followed by zero channels; then one ReLU after the sum.")
+        _check_repaired_layers(block, reference, call)
+        _check_repaired_output(block, reference, call)
     return _passed("BN after each convolution, F(x) counted once, a zero-padding shortcut where "
                    "the shape changes: resnet_nb's BasicBlock")
+
+
+_REPAIRED_LAYERS = ("conv1", "bn1", "conv2", "bn2")
+
+
+def _reference_block(c_in: int, c_out: int, stride: int):
+    """resnet_nb's BasicBlock in eval mode, with non-trivial statistics, scales and shifts."""
+    import torch
+
+    from .blocks import BasicBlock
+    torch.manual_seed(0)
+    reference = BasicBlock(c_in, c_out, stride).eval()
+    for bn in (reference.bn1, reference.bn2):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.2, 0.2)
+    return reference
+
+
+def _check_repaired_layers(block, reference, call: str) -> None:
+    """The student's block has BasicBlock's layers, and takes the reference's weights."""
+    from torch import nn
+
+    from .models import count_parameters
+    missing = [n for n in _REPAIRED_LAYERS if not hasattr(block, n)]
+    _expect(not missing, f"{call} has no {', '.join(missing)}: keep these names so that the "
+                         "check can copy the weights in")
+    for n in ("conv1", "conv2"):
+        _expect(isinstance(getattr(block, n), nn.Conv2d), f"{call}.{n} is not an nn.Conv2d")
+        _expect(getattr(block, n).bias is None,
+                f"{call}.{n} has a bias. Hint: a BN layer follows it, and BN's shift "
+                "replaces the bias (bias=False), as in the paper's networks.")
+    for n in ("bn1", "bn2"):
+        _expect(isinstance(getattr(block, n), nn.BatchNorm2d),
+                f"{call}.{n} is not an nn.BatchNorm2d: problem 5 is the missing batch "
+                "normalisation")
+    extra = count_parameters(block) - count_parameters(reference)
+    _expect(extra == 0, f"{call} has {extra:+,} parameters more than conv1, bn1, conv2 and bn2 "
+                        "need. Hint: option A's shortcut has no parameters (no 1x1 "
+                        "convolution, no BN).")
+    c_in, c_out, stride = (reference.conv1.in_channels, reference.conv1.out_channels,
+                           reference.conv1.stride[0])
+    try:
+        for n in _REPAIRED_LAYERS:
+            getattr(block, n).load_state_dict(getattr(reference, n).state_dict())
+    except RuntimeError as e:
+        raise ExerciseError(f"{call}: the layers' shapes differ from the expected ones "
+                            f"({e}). Hint: conv1 maps {c_in} to {c_out} channels with "
+                            f"stride {stride}; conv2 maps {c_out} to {c_out}.") from None
+
+
+def _check_repaired_output(block, reference, call: str) -> None:
+    """With the reference's weights, the student's block computes what BasicBlock computes."""
+    import torch
+    block.eval()
+    c_in = reference.conv1.in_channels
+    x = torch.relu(torch.randn(2, c_in, 8, 8, generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        try:
+            got = block(x)
+        except RuntimeError as e:
+            raise ExerciseError(
+                f"{call} failed on an input of shape {tuple(x.shape)}: {e}. Hint: where "
+                "the shape changes, the shortcut must produce the output's shape: keep "
+                "every stride-th row and column, then append zero channels.") from None
+        want = reference(x)
+        f = reference.bn2(reference.conv2(torch.relu(reference.bn1(reference.conv1(x)))))
+        doubled = torch.relu(2 * f + reference.shortcut(x))
+    _expect(tuple(got.shape) == tuple(want.shape),
+            f"{call} returned shape {tuple(got.shape)} for an input of shape "
+            f"{tuple(x.shape)}, expected {tuple(want.shape)}")
+    _expect(not torch.allclose(got, doubled, atol=1e-5),
+            f"{call} still computes relu(2 F(x) + shortcut(x)): F(x) is added twice. "
+            "Hint: one shortcut, applied to the block's input x.")
+    _expect(torch.allclose(got, want, atol=1e-5),
+            f"{call} differs from relu(F(x) + shortcut(x)) by up to "
+            f"{float((got - want).abs().max()):.3g}. Hint: F(x) = bn2(conv2(relu(bn1(conv1(x)))))"
+            "; the shortcut is x itself, or, where the shape changes, x[:, :, ::stride, "
+            "::stride] followed by zero channels; then one ReLU after the sum.")

@@ -63,6 +63,8 @@ class Repository:
     name: str
     branch: str = "main"
     colab_cache: str = ""      # RESNET_NB_CACHE on Colab; "" keeps the machine's own cache
+    release_branch: str = ""   # [tool.resnet_nb] release-branch: what students get
+    hub_url: str = ""          # [tool.resnet_nb] hub-url: the class's JupyterHub ("" for none)
 
     @property
     def url(self) -> str:
@@ -87,8 +89,9 @@ def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
             f"pyproject.toml's [project.urls] Repository is {url!r}; set it to the course's "
             "GitHub address, e.g. \"https://github.com/OWNER/NAME\" (a branch other than main: "
             "\"https://github.com/OWNER/NAME/tree/BRANCH\")")
-    cache = data.get("tool", {}).get("resnet_nb", {}).get("colab-cache", "")
-    return Repository(m["owner"], m["name"], m["branch"] or "main", cache)
+    tool = data.get("tool", {}).get("resnet_nb", {})
+    return Repository(m["owner"], m["name"], m["branch"] or "main", tool.get("colab-cache", ""),
+                      tool.get("release-branch", ""), tool.get("hub-url", ""))
 
 
 # --- what the notebooks hold ---------------------------------------------------------

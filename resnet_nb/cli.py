@@ -55,7 +55,7 @@ def _seed(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG,
-                description="Train and inspect the CIFAR-10 ResNets of He et al. (2015).")
+               description="Train and inspect the CIFAR-10 ResNets of He et al. (2015).")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a CIFAR-10 ResNet or plain network")
     t.add_argument("--depth", type=int, default=20,

@@ -10,7 +10,8 @@
   `check_resume` refuses other settings, another network or other data, naming each field;
   each sitting (the start, each resume) is recorded with where and how it computed.
 * divergence: a loss or a number of the network that is not finite, or a loss that explodes
-  (see loss_bound), stops the run, and `diverged_message` says what to try instead.
+  (see loss_bound), stops the run; `diverged` records it and says what to try instead, as
+  `stopped` does for an interrupted run.
 * `keep_epoch`: an epoch's checkpoint and history are written together, or not at all.
 """
 from __future__ import annotations
@@ -131,6 +132,7 @@ def new_history(model: nn.Module, cfg: TrainConfig, data: CifarData, train: Batc
     history.provenance["sittings"] = [_sitting(history.provenance, first_epoch=1)]
     return history
 
+
 # --- divergence: a loss or a number that is not finite, or a loss that explodes -----------
 
 def loss_bound(num_classes: int) -> float:
@@ -148,7 +150,7 @@ def loss_bound(num_classes: int) -> float:
 
 
 def check_finite(losses: list[torch.Tensor], start: int, first_step: int,
-                  lr_schedule: Callable[[int], float], bound: float = math.inf) -> None:
+                 lr_schedule: Callable[[int], float], bound: float = math.inf) -> None:
     """Raise FloatingPointError naming the first step from losses[start:] whose loss is not
     finite, or if the last EXPLODE_STEPS losses all lie above `bound` (a loss that explodes
     without becoming infinite).
@@ -173,11 +175,10 @@ def check_finite(losses: list[torch.Tensor], start: int, first_step: int,
             f"step {at} (lr {lr_schedule(at):.3g})")
 
 
-def check_epoch_loss(step_loss: list[float], bound: float, first_step: int,
+def check_epoch_loss(mean: float, step_loss: list[float], bound: float, first_step: int,
                      lr_schedule: Callable[[int], float]) -> None:
-    """Raise FloatingPointError if the epoch's losses average above `bound` (see loss_bound),
-    naming the step where the loss first exceeded it."""
-    mean = sum(step_loss) / max(len(step_loss), 1)
+    """Raise FloatingPointError if the epoch's mean loss `mean` (of `step_loss`) lies above
+    `bound` (see loss_bound), naming the step where the loss first exceeded it."""
     if mean > bound:
         at = first_step + next(i for i, v in enumerate(step_loss) if v > bound)
         raise FloatingPointError(f"the training loss averaged {mean:.3g} over the epoch, above "
@@ -319,7 +320,7 @@ def _checkpoint_problem(state) -> str | None:
 # --- resuming: the output folder, the checks, the sittings --------------------------------
 
 def open_run(out: Path | None, resume: bool, model: nn.Module, optimizer, cfg: TrainConfig,
-              device: torch.device, history: History, say, scaler=None) -> tuple:
+             device: torch.device, history: History, say, scaler=None) -> tuple:
     """Check and claim the output folder, and restore its checkpoint for `resume`.
 
     Before any work: the folder must be writable, and no other process may be writing
@@ -458,7 +459,7 @@ def _add_sitting(saved: History, now: dict, first_epoch: int, say, where: str) -
 # --- saving an epoch ----------------------------------------------------------------------
 
 def keep_epoch(history: History, record: dict, step_loss: list, out: Path | None,
-                save_checkpoint: Callable[[], None]) -> None:
+               save_checkpoint: Callable[[], None]) -> None:
     """Add a finished epoch to `history` and, with `out`, write its checkpoint and the history.
 
     The writes belong together: Ctrl-C, SIGTERM or SIGHUP waits until both are written.

@@ -83,8 +83,8 @@ def check_source(source: str | os.PathLike | None = None) -> str:
     if kind == "image folder":
         root = find_image_root(path)
         check_classes({split: {p.name for p in (root / split).iterdir()
-                                if p.is_dir() and visible(p.name)}
-                        for split in ("train", "test")}, label)
+                               if p.is_dir() and visible(p.name)}
+                       for split in ("train", "test")}, label)
     elif kind == "archive":
         read_archive(path, label, names_only=True)
     return text

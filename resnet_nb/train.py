@@ -153,7 +153,7 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
                     scaler=None) -> dict:
     """One pass over `batches`. Returns {"loss", "acc", "step_loss" (list of floats)}.
 
-    `precision` as in resolve_precision; `scaler` is a grad_scaler (fit passes its own,
+    `precision` as in device.resolve_precision; `scaler` is a grad_scaler (fit passes its own,
     so that its state lasts over epochs and goes into checkpoints).
     Raises FloatingPointError naming the step if the loss becomes NaN or infinite, or
     explodes (see runs.loss_bound): above it for EXPLODE_STEPS steps, or on average over the
@@ -195,8 +195,8 @@ def train_one_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.O
             on_step(step, loss.item())
     check_finite(losses, checked, first_step, lr_schedule, bound)
     step_loss = torch.stack(losses).float().cpu().tolist() if losses else []
-    check_epoch_loss(step_loss, bound, first_step, lr_schedule)
     mean = sum(step_loss) / max(len(step_loss), 1)
+    check_epoch_loss(mean, step_loss, bound, first_step, lr_schedule)
     return {"loss": mean, "acc": float(correct) / max(seen, 1), "step_loss": step_loss}
 
 

@@ -113,7 +113,6 @@ LESION_XLABEL = ("block removed: its convolutions are skipped and its input is p
                  "its shortcut (ResNet) or the parameter-free option-A map (plain network)")
 
 
-
 def plot_lesions(results, off=(), current=None):
     """Test accuracy with one block removed, per block, for each network (Veit et al. 2016).
 
@@ -210,6 +209,7 @@ class LandscapePosition:
             self.figure.set_layout_engine("none")
             self._fixed = True
         return self.figure
+
 
 def plot_landscape_contours(surfaces):
     """The landscape widget's fixed picture: the contours, with the line the slider moves along.

@@ -210,7 +210,8 @@ def test_batches_of_the_wrong_shape_or_type_are_refused(data, why):
 def test_batch_labels_stored_as_a_small_integer_array_load_as_int64():
     # _unpickle_batch 12, 14: labels saved as an int32 / uint8 array (numpy's choice on Windows)
     for dt in (np.int32, np.uint8):
-        images, labels = readers._unpickle_batch(io.BytesIO(_batch(labels=np.array([3, 9], dt))), "b")
+        batch = io.BytesIO(_batch(labels=np.array([3, 9], dt)))
+        images, labels = readers._unpickle_batch(batch, "b")
         assert labels.dtype == torch.int64 and labels.tolist() == [3, 9]
 
 

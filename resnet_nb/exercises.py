@@ -5,9 +5,9 @@ right answer is known, and either returns a short success message or raises
 `ExerciseError` (an AssertionError) whose message says what went wrong and
 gives a hint, never the answer. In a notebook:
 
-    from resnet_nb.exercises import check_path_count
-    def path_count(n, k): ...
-    check_path_count(path_count)          # 'correct: ...' or an explanation
+    from resnet_nb.exercises import check_loss_floor
+    def loss_floor(num_classes, smoothing): ...
+    check_loss_floor(loss_floor)          # 'correct: ...' or an explanation
 
 Convention for every checker here (notebooks 01-05 add theirs below):
 `check_<name>(answer) -> str`, deterministic (seeded), seconds at most on a CPU,
@@ -34,24 +34,75 @@ def _passed(message: str) -> str:
 
 # --- 02: the residual formulation ------------------------------------------------------
 
-def check_path_count(path_count) -> str:
-    """Exercise 02.1: path_count(n, k) = the number of paths of length k through n blocks.
+def _as_number(value, name: str) -> float:
+    """A float from a student's answer: a number or a tensor of one element without a graph."""
+    import torch
+    if isinstance(value, torch.Tensor):
+        _expect(value.numel() == 1, f"{name} returned a tensor of shape {tuple(value.shape)}, "
+                                    "not one number")
+        _expect(value.grad_fn is None, f"{name} returned a tensor that carries a graph. Hint: "
+                                       "measure inside `with torch.no_grad():`.")
+        return float(value)
+    _expect(isinstance(value, (int, float)), f"{name} returned {value!r}, not a number")
+    return float(value)
 
-    Unrolled (Veit et al. 2016), n residual blocks give 2**n paths; a path of
-    length k passes through the residual branches of k blocks and the shortcuts
-    of the others, so there are C(n, k) of them.
+
+def check_distance_from_identity(distance_from_identity) -> str:
+    """Exercise 02.1: distance_from_identity(stack, x) = ||stack(x) - x|| / ||x||.
+
+    The norms are over the whole batch (all images, channels and pixels together); the stack
+    is measured in the mode it is in (training mode normalises with the batch's statistics,
+    as at the first step of a fit) and left in that mode; no graph is recorded.
     """
-    for n in range(0, 9):
-        for k in range(0, n + 1):
-            got = path_count(n, k)
-            _expect(got == math.comb(n, k),
-                    f"path_count({n}, {k}) returned {got!r}. Hint: a path picks, at each of "
-                    f"the {n} blocks, either the residual branch or the shortcut; how many "
-                    f"ways are there to pick the branch in exactly {k} of them?")
-        total = sum(path_count(n, k) for k in range(n + 1))
-        _expect(total == 2 ** n, f"summed over k, path_count({n}, k) gives {total}, "
-                                 f"not 2**{n} = {2 ** n}")
-    return _passed("C(n, k) paths of length k; 2**n paths in all")
+    import copy
+
+    import torch
+    from torch import nn
+
+    from .blocks import BasicBlock
+
+    class Affine(nn.Module):                 # x -> a x + b: known distances
+        def __init__(self, a, b=0.0):
+            super().__init__()
+            self.a, self.b = a, b
+
+        def forward(self, x):
+            return self.a * x + self.b
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.relu(torch.randn(4, 8, 6, 6, generator=g))
+    x[0] *= 10                               # images of very different sizes
+    cases = [(nn.Sequential(), 0.0, "an empty stack (it returns its input)"),
+             (nn.Identity(), 0.0, "nn.Identity()"),
+             (Affine(3.0), 2.0, "a stack that triples its input"),
+             (Affine(0.0), 1.0, "a stack that outputs zeros")]
+    for stack, want, what in cases:
+        got = _as_number(distance_from_identity(stack, x.clone()), "distance_from_identity")
+        _expect(abs(got - want) < 1e-5,
+                f"for {what} you measured {got:.4g}, expected {want:g}. Hint: the norm of "
+                "the difference stack(x) - x divided by the norm of x (not squared).")
+    shift = Affine(1.0, 0.5)
+    want = float((0.5 * torch.ones_like(x)).norm() / x.norm())
+    got = _as_number(distance_from_identity(shift, x.clone()), "distance_from_identity")
+    _expect(abs(got - want) < 1e-5 * max(want, 1),
+            f"for a stack that adds 0.5 to every value you measured {got:.4g}, expected "
+            f"{want:.4g}. Hint: take both norms over the whole batch at once "
+            "((stack(x) - x).norm() / x.norm()), not image by image.")
+    torch.manual_seed(0)
+    for training in (True, False):
+        stack = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8)).train(training)
+        with torch.no_grad():
+            want = float((copy.deepcopy(stack)(x) - x).norm() / x.norm())
+        modes = [m.training for m in stack.modules()]
+        got = _as_number(distance_from_identity(stack, x.clone()), "distance_from_identity")
+        mode = "training" if training else "eval"
+        _expect([m.training for m in stack.modules()] == modes,
+                f"the stack was in {mode} mode and your function changed that. Hint: measure "
+                "it in the mode it is in; don't call .train() or .eval().")
+        _expect(abs(got - want) < 1e-4 * max(want, 1),
+                f"for two BasicBlocks in {mode} mode you measured {got:.4g}, expected "
+                f"{want:.4g}. Hint: run the stack as it is, on x itself.")
+    return _passed("||stack(x) - x|| / ||x|| over the batch, in the stack's own mode")
 
 
 # --- 03: building blocks -----------------------------------------------------------------
@@ -76,34 +127,47 @@ def check_parameter_count(parameter_count) -> str:
                    f"{count_parameters(cifar_resnet(20)):,} parameters")
 
 
-def check_zero_pad(zero_pad) -> str:
-    """Exercise 03.2: zero_pad(x, out_channels, stride) = option A's shortcut, written by hand.
+def check_receptive_field(receptive_field) -> str:
+    """Exercise 03.2: receptive_field(module, in_channels, size) = the side, in input pixels,
+    of the square of input pixels that can change the centre output pixel of `module`.
 
-    x: (N, C, H, W). Keep every `stride`-th pixel (starting at the first), keep the C
-    channels, then append out_channels - C channels of zeros.
+    Measured with autograd on one (1, in_channels, size, size) input, in eval mode (in
+    training mode BatchNorm's batch statistics tie every pixel to every other), and the module
+    left in the mode it was in. Each 3x3 convolution widens the field by 2 x the product of
+    the strides before it.
     """
     import torch
+    from torch import nn
 
-    from .blocks import ZeroPadShortcut
-    g = torch.Generator().manual_seed(0)
-    for shape, out_channels, stride in (((2, 16, 32, 32), 32, 2), ((1, 3, 5, 5), 7, 2),
-                                        ((2, 8, 6, 6), 8, 1), ((1, 32, 16, 16), 64, 2)):
-        x = torch.randn(*shape, generator=g)
-        want = ZeroPadShortcut(shape[1], out_channels, stride)(x)
-        got = zero_pad(x.clone(), out_channels, stride)
-        _expect(isinstance(got, torch.Tensor),
-                f"zero_pad returned {type(got).__name__}, not a tensor")
-        _expect(tuple(got.shape) == tuple(want.shape),
-                f"for x of shape {tuple(shape)}, out_channels={out_channels}, stride={stride} "
-                f"the result should have shape {tuple(want.shape)}, got {tuple(got.shape)}. "
-                "Hint: x[:, :, ::stride, ::stride] subsamples.")
-        c = shape[1]
-        _expect(torch.equal(got[:, :c], want[:, :c]),
-                f"the first {c} channels should be x itself, subsampled (every {stride}-th "
-                "row and column, starting at 0), without any other change. Hint: no "
-                "averaging, and the zeros go after the existing channels.")
-        _expect(not got[:, c:].any(), f"channels {c}..{out_channels - 1} should be zeros")
-    return _passed("subsampled input channels first, then zeros; no parameters")
+    from .blocks import BasicBlock
+
+    def conv(c_in, c_out, k=3, stride=1):
+        return nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False)
+
+    torch.manual_seed(0)
+    cases = [(conv(1, 1), 1, 3, "one 3x3 convolution"),
+             (nn.Sequential(conv(1, 1), conv(1, 1)), 1, 5, "two 3x3 convolutions"),
+             (conv(2, 4, k=1), 2, 1, "one 1x1 convolution"),
+             (nn.Sequential(conv(1, 2, stride=2), conv(2, 2)), 1, 7,
+              "a 3x3 convolution with stride 2, then a 3x3 convolution"),
+             (nn.Sequential(conv(3, 8), nn.BatchNorm2d(8), nn.ReLU(), conv(8, 8)), 3, 5,
+              "conv, BN, ReLU, conv, in training mode"),
+             (BasicBlock(8, 16, stride=2), 8, 7, "BasicBlock(8, 16, stride=2)")]
+    for module, in_channels, want, what in cases:
+        modes = [m.training for m in module.modules()]
+        got = receptive_field(module, in_channels, 33)
+        _expect(got is not None, "receptive_field returned None: did you forget `return`?")
+        _expect([m.training for m in module.modules()] == modes,
+                f"for {what} your function left the module in another mode than it was in. "
+                "Hint: remember module.training, switch to eval mode, and switch back.")
+        bn_hint = (" In training mode BatchNorm normalises with statistics over every pixel "
+                   "of the batch, so every input pixel reaches every output: measure in eval "
+                   "mode." if got == 33 and want < 33 else "")
+        _expect(got == want,
+                f"for {what} you measured {got!r} pixels, expected {want}.{bn_hint} Hint: "
+                "backpropagate from the centre pixel of the output (summed over channels) and "
+                "take the extent of the rows of the input whose gradient is not zero.")
+    return _passed("each 3x3 convolution widens the field by 2 x the strides before it")
 
 
 # --- 04: training on CIFAR-10 ------------------------------------------------------------
@@ -131,7 +195,8 @@ def check_accuracy(accuracy) -> str:
     """Exercise 04.2: accuracy(model, batches) = the fraction of images classified right.
 
     It must put the model in eval mode (BN's running statistics, not the batch's),
-    switch gradients off, and count over every batch, the last smaller one included.
+    switch gradients off, count over every batch, the last smaller one included, and
+    leave the model in the mode it was in.
     """
     import torch
 
@@ -158,34 +223,55 @@ def check_accuracy(accuracy) -> str:
             "your function changed the model (its weights or BN running statistics). "
             "Hint: call model.eval() before the forward passes; in train mode BatchNorm "
             "updates its running statistics.")
+    _expect(all(m.training for m in model.modules()),
+            "your function left the model in eval mode; it was in training mode. Training "
+            "that goes on after it would then run BatchNorm on its running statistics. Hint: "
+            "remember model.training first, and call model.train(was_training) at the end.")
     want = evaluate(model, batches)["acc"]
     _expect(got is not None and abs(float(got) - want) < 1e-6,
             f"accuracy returned {got!r}, expected {want:.4f} (a fraction between 0 and 1). "
             "Hint: sum (logits.argmax(1) == y) over all batches and divide by the number of "
             "images, not by the number of batches.")
-    return _passed(f"{want:.1%} on the check's 50 images, in eval mode, model unchanged")
+    return _passed(f"{want:.1%} on the check's 50 images, in eval mode; the model unchanged "
+                   "and back in training mode")
 
 
-def check_per_class_accuracy(per_class) -> str:
-    """Exercise 04.3: per_class(counts) -> accuracy within each true class (recall).
+def check_loss_floor(loss_floor) -> str:
+    """Exercise 04.3: loss_floor(num_classes, smoothing) = the lowest cross-entropy a network
+    can reach when trained with label smoothing.
 
-    counts[i, j] = images of true class i predicted as j, as from
-    metrics.confusion_matrix. The answer is a list or tensor of length C.
+    PyTorch's label smoothing (F.cross_entropy(..., label_smoothing=e)) trains against the
+    target q = (1 - e) one_hot + e / C: the true class gets 1 - e + e/C, every other class
+    e/C. The cross-entropy against q is smallest when the predicted probabilities equal q,
+    and there it equals q's entropy, -sum q log q (natural log).
     """
     import torch
-
-    from .metrics import per_class_accuracy
-    counts = torch.tensor([[8, 1, 1], [0, 5, 5], [2, 0, 18]])
-    want = per_class_accuracy(counts)
-    got = torch.as_tensor(per_class(counts.clone()), dtype=torch.float64).flatten()
-    _expect(got.shape == want.shape, f"expected {len(want)} values, one per class, got "
-                                     f"{got.numel()}")
-    _expect(torch.allclose(got, want),
-            f"per_class returned {got.tolist()}, expected {[round(v, 3) for v in want.tolist()]}. "
-            "Hint: the rows are the true classes; divide the diagonal by the row sums "
-            "(dividing by column sums gives the precision instead).")
-    return _passed("the diagonal over the row sums: of the images of class i, the share "
-                   "classified as i")
+    import torch.nn.functional as F
+    for classes, smoothing in ((10, 0.0), (10, 0.1), (2, 0.2), (100, 0.1), (10, 1.0),
+                               (1000, 0.1)):
+        q = torch.full((classes,), smoothing / classes, dtype=torch.float64)
+        q[0] += 1 - smoothing
+        # The floor as PyTorch computes it: the loss of logits whose softmax is q itself.
+        want = float(F.cross_entropy(q.log()[None], torch.tensor([0]),
+                                     label_smoothing=smoothing))
+        got = _as_number(loss_floor(classes, smoothing), "loss_floor")
+        if abs(got - want) < 1e-6:
+            continue
+        off = 1 - smoothing
+        other = smoothing / (classes - 1)
+        szegedy = -(off * math.log(off) if off else 0) - (
+            (classes - 1) * other * math.log(other) if other else 0)
+        hint = (" You gave the true class 1 - e and spread e over the other classes; PyTorch "
+                "spreads e over all C classes, the true one included (1 - e + e/C)."
+                if abs(got - szegedy) < 1e-6 else
+                " With no smoothing the target is one-hot, and a network can approach loss 0."
+                if smoothing == 0 else "")
+        raise ExerciseError(
+            f"loss_floor({classes}, {smoothing}) returned {got:.6g}, expected {want:.6g}.{hint} "
+            "Hint: the loss is smallest when the predicted probabilities equal the smoothed "
+            "target q; then it is q's entropy, -sum q log q, over all classes (natural log).")
+    return _passed("the entropy of the smoothed target: with e = 0.1 and 10 classes, "
+                   f"{float(loss_floor(10, 0.1)):.3f}")
 
 
 # --- 00, 01, 02 (helper A): depth, gradients, the residual block ------------------------
@@ -287,32 +373,41 @@ def check_fixed_block(block_class) -> str:
     return _passed("relu(F(x) + x): one identity shortcut, F counted once")
 
 
-# --- 05: the interactive lab -------------------------------------------------------------
+# --- 06: the interactive lab -------------------------------------------------------------
 
-def check_worst_block(worst_block) -> str:
-    """Exercise 05.3: worst_block(result) = the 1-based block whose removal costs the most.
+def check_additive_accuracy(additive_accuracy) -> str:
+    """Exercise 06.3: additive_accuracy(result, blocks) = the accuracy predicted with the
+    blocks `blocks` (numbered from 1, as in the lab) removed together, if the accuracy each
+    costs alone (result.drop) simply added up: baseline_acc - the sum of their drops.
 
     `result` is a probes.LesionResult: baseline_acc, and lesioned_acc[i], the accuracy
     without block i (0-based).
     """
     from .probes import LesionResult
-    cases = [  # (lesioned accuracies, the answer); the first would pass a 0-based answer
-        ((0.80, 0.90, 0.85), 1),
-        ((0.90, 0.50, 0.88, 0.89), 2),
-        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), 4),
+    cases = [  # (lesioned accuracies, blocks removed, the prediction)
+        ((0.90, 0.80, 0.86, 0.70), [2], 0.80),
+        ((0.90, 0.80, 0.86, 0.70), [1, 3], 0.84),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), (2, 3, 6), 0.75),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), range(1, 4), 0.86),
+        ((0.91, 0.90, 0.89, 0.30, 0.90, 0.80), [], 0.92),
     ]
-    for accs, answer in cases:
+    for accs, blocks, answer in cases:
         r = LesionResult("test-net", 0.92, accs, tuple(False for _ in accs))
-        got = worst_block(r)
-        _expect(got is not None, "worst_block returned None: did you forget `return`?")
-        _expect(got != answer - 1,
-                f"for lesioned accuracies {accs} you returned {got!r}: that is the 0-based "
-                "index; the blocks are numbered from 1 in the lab and in the figure")
-        _expect(got == answer,
-                f"for lesioned accuracies {accs} (all blocks: 0.92) you returned {got!r}. "
-                "Hint: the cost of removing block i is baseline_acc - lesioned_acc[i] "
-                "(result.drop); look for the largest.")
-    return _passed("the block with the largest drop, numbered from 1")
+        shown = list(blocks)
+        got = additive_accuracy(r, blocks)
+        _expect(got is not None, "additive_accuracy returned None: did you forget `return`?")
+        _expect(isinstance(got, (int, float)) or hasattr(got, "__float__"),
+                f"additive_accuracy returned {got!r}: return one number, an accuracy from 0 to 1")
+        shifted = 0.92 - sum(0.92 - accs[b] for b in shown if b < len(accs))
+        _expect(not (shown and abs(float(got) - shifted) < 1e-9 and abs(shifted - answer) > 1e-9),
+                f"blocks {shown} of lesioned accuracies {accs}: you read block b at index b; "
+                "the blocks are numbered from 1 in the lab and in the figure, and "
+                "lesioned_acc (and drop) from 0")
+        _expect(abs(float(got) - answer) < 1e-9,
+                f"blocks {shown} removed from a network with lesioned accuracies {accs} "
+                f"(all blocks: 0.92): you returned {got!r}. Hint: removing block b alone costs "
+                "result.drop[b - 1]; start from baseline_acc and take off each block's cost.")
+    return _passed("the baseline minus the single-block drops of the blocks removed")
 
 
 # --- 05_tutorial_forensics: the widely shared snippet, taken apart ---------------------

@@ -94,8 +94,9 @@ def plot_training_race(runs):
         ax.plot(epochs, smooth(run.step_loss, window), color=c, lw=1.5, label=run.label,
                 **line_style(run.label))
     ax.set_xlabel("epochs of the training subset")
-    ax.set_ylabel(loss_label([(getattr(r, "setting", None) or {}).get("label_smoothing")
-                              for r in runs if r.step_loss]))
+    label = loss_label([(getattr(r, "setting", None) or {}).get("label_smoothing")
+                        for r in runs if r.step_loss])
+    ax.set_ylabel(label.replace(" (", "\n(", 1))      # two lines: it fits the short axis
     ax.grid(alpha=0.3)
     if any(r.step_loss for r in runs):
         ax.legend(fontsize=8, loc="upper right")

@@ -23,32 +23,60 @@ def rejects(check, answer, match):
         check(answer)
 
 
-def test_path_count_checks_every_n_and_k():
-    assert E.check_path_count(math.comb).startswith("correct")
-    rejects(E.check_path_count, lambda n, k: math.comb(n, k) if n < 8 else 0,
-            r"path_count\(8, 0\) returned 0")
-    rejects(E.check_path_count, lambda n, k: math.comb(n, k) + (k == n == 3),
-            r"path_count\(3, 3\) returned 2")
+def distance(stack, x):
+    with torch.no_grad():
+        return float((stack(x) - x).norm() / x.norm())
 
 
-def zero_pad(x, out_channels, stride):
-    x = x[:, :, ::stride, ::stride]
-    return F.pad(x, (0, 0, 0, 0, 0, out_channels - x.shape[1]))
+def test_distance_from_identity_checks_size_batch_mode_and_graph():
+    assert E.check_distance_from_identity(distance).startswith("correct")
+    rejects(E.check_distance_from_identity, lambda s, x: distance(s, x) + 0.01,
+            "empty stack")
+    rejects(E.check_distance_from_identity, lambda s, x: float((s(x) - x).norm()),
+            "triples its input")                                       # not relative
+    rejects(E.check_distance_from_identity, lambda s, x: (s(x) - x).norm() / x.norm(),
+            "carries a graph")
+    rejects(E.check_distance_from_identity, lambda s, x: (s(x) - x).norm(dim=1),
+            "not one number")
+    rejects(E.check_distance_from_identity, lambda s, x: "far", "not a number")
+    rejects(E.check_distance_from_identity, lambda s, x: distance(s, x[:2])     # a subset
+            if isinstance(s, nn.Sequential) and len(s) else distance(s, x), "on x itself")
+
+    def switches_back(s, x):                   # measures in eval mode, then restores the mode
+        was = s.training
+        try:
+            return distance(s.eval(), x)
+        finally:
+            s.train(was)
+    rejects(E.check_distance_from_identity, switches_back, "training mode you measured")
 
 
-def test_zero_pad_checks_type_shape_kept_channels_and_zeros():
-    assert E.check_zero_pad(zero_pad).startswith("correct")
-    rejects(E.check_zero_pad, lambda x, c, s: zero_pad(x, c, s).numpy(), "not a tensor")
-    rejects(E.check_zero_pad, lambda x, c, s: zero_pad(x, c, 1), "should have shape")
-    rejects(E.check_zero_pad, lambda x, c, s: zero_pad(x[:, :, 1:, 1:], c, s)
-            if s > 1 else zero_pad(x, c, s), "starting at 0")
-    # The new channels must be zeros: ones, or copies of the input, are not option A.
-    rejects(E.check_zero_pad, lambda x, c, s: F.pad(x[:, :, ::s, ::s],
-                                                    (0, 0, 0, 0, 0, c - x.shape[1]), value=1.0),
-            "should be zeros")
-    rejects(E.check_zero_pad, lambda x, c, s: torch.cat(
-        [x[:, :, ::s, ::s], x[:, :, ::s, ::s]], 1)[:, :c] if c > x.shape[1] else x[:, :, ::s, ::s],
-        "should be zeros")
+def receptive_field(module, in_channels, size):
+    was = module.training
+    module.eval()
+    x = torch.randn(1, in_channels, size, size, requires_grad=True)
+    out = module(x)
+    out[0, :, out.shape[2] // 2, out.shape[3] // 2].sum().backward()
+    module.train(was)
+    rows = x.grad[0].abs().sum(dim=(0, 2)).nonzero()
+    return int(rows.max() - rows.min() + 1)
+
+
+def test_receptive_field_checks_every_case_and_the_mode():
+    assert E.check_receptive_field(receptive_field).startswith("correct")
+    rejects(E.check_receptive_field, lambda m, c, s: None, "returned None")
+    rejects(E.check_receptive_field, lambda m, c, s: 3 if receptive_field(m, c, s) == 1
+            else receptive_field(m, c, s), "1x1 convolution you measured 3")
+    rejects(E.check_receptive_field, lambda m, c, s: receptive_field(m, c, s) + 1, "expected 3")
+    # A stride ignored: 3x3 stride 2 then 3x3 counted as two stride-1 convolutions.
+    rejects(E.check_receptive_field, lambda m, c, s: 5 if receptive_field(m, c, s) == 7
+            else receptive_field(m, c, s), "stride 2, then a 3x3 convolution you measured 5")
+
+    def no_restore(m, c, s):
+        r = receptive_field(m, c, s)
+        m.eval()
+        return r
+    rejects(E.check_receptive_field, no_restore, "another mode")
 
 
 def parameter_count(depth):
@@ -77,7 +105,8 @@ def test_step_schedule_checks_both_milestones():
 
 
 @torch.no_grad()
-def accuracy(model, batches, skip_last=False):
+def accuracy(model, batches, skip_last=False, restore=True):
+    was = model.training
     model.eval()
     correct = seen = 0
     for i, (x, y) in enumerate(batches):
@@ -85,6 +114,8 @@ def accuracy(model, batches, skip_last=False):
             break
         correct += (model(x).argmax(1) == y).sum().item()
         seen += len(y)
+    if restore:
+        model.train(was)
     return correct / seen
 
 
@@ -98,12 +129,32 @@ def test_accuracy_checks_every_batch_and_the_model_state():
             model.fc.bias.add_(1.0)
         return accuracy(model, batches)
     rejects(E.check_accuracy, moves_weights, "changed the model")
+    rejects(E.check_accuracy, lambda m, b: accuracy(m, b, restore=False), "left the model in eval")
+
+    def half_restored(model, batches):         # the model back in training mode, one BN not
+        result = accuracy(model, batches)
+        next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d)).eval()
+        return result
+    rejects(E.check_accuracy, half_restored, "left the model in eval")
 
 
-def test_per_class_accuracy_checks_length_and_values():
-    assert E.check_per_class_accuracy(lambda c: c.diagonal() / c.sum(1)).startswith("correct")
-    rejects(E.check_per_class_accuracy, lambda c: (c.diagonal() / c.sum(1))[:2], "one per class")
-    rejects(E.check_per_class_accuracy, lambda c: c.diagonal() / c.sum(), "rows are the true")
+def loss_floor(classes, e):
+    q_true, q_other = 1 - e + e / classes, e / classes
+    return -q_true * math.log(q_true) - ((classes - 1) * q_other * math.log(q_other)
+                                         if q_other else 0.0)
+
+
+def test_loss_floor_checks_every_case():
+    assert E.check_loss_floor(loss_floor).startswith("correct")
+    rejects(E.check_loss_floor, lambda c, e: loss_floor(c, e) + 0.01, r"loss_floor\(10, 0.0\)")
+    rejects(E.check_loss_floor, lambda c, e: 0.1 if e == 0 else loss_floor(c, e),
+            "approach loss 0")
+    rejects(E.check_loss_floor, lambda c, e: loss_floor(c, e) if c < 1000 else 0.0,
+            r"loss_floor\(1000, 0.1\)")
+    rejects(E.check_loss_floor, lambda c, e: loss_floor(c, e) / math.log(2) if e else 0.0,
+            "natural log")                                             # in bits
+    rejects(E.check_loss_floor, lambda c, e: torch.tensor([loss_floor(c, e)] * 2),
+            "not one number")
 
 
 def test_weighted_layers_checks_every_option():
@@ -168,9 +219,19 @@ def test_fixed_block_checks_names_and_the_function():
     rejects(E.check_fixed_block, lambda c: Block(c, shortcut_scale=0.5), r"relu\(F\(x\) \+ x\)")
 
 
-def test_worst_block_checks_numbering_and_the_largest_drop():
-    right = lambda r: int(np.argmax(r.drop)) + 1
-    assert E.check_worst_block(right).startswith("correct")
-    rejects(E.check_worst_block, lambda r: int(np.argmax(r.drop)), "0-based")
-    rejects(E.check_worst_block, lambda r: None, "forget `return`")
-    rejects(E.check_worst_block, lambda r: len(r.drop), "largest")
+def test_additive_accuracy_checks_numbering_and_the_sum():
+    right = lambda r, blocks: r.baseline_acc - sum(r.drop[b - 1] for b in blocks)
+    assert E.check_additive_accuracy(right).startswith("correct")
+    rejects(E.check_additive_accuracy,
+            lambda r, blocks: r.baseline_acc - sum(r.drop[b] for b in blocks
+                                                   if b < len(r.drop)), "numbered from 1")
+    rejects(E.check_additive_accuracy, lambda r, blocks: None, "forget `return`")
+    rejects(E.check_additive_accuracy,                      # the worst block alone
+            lambda r, blocks: r.baseline_acc - max((r.drop[b - 1] for b in blocks), default=0),
+            "take off each block's cost")
+    rejects(E.check_additive_accuracy,                      # the drops, not the accuracy
+            lambda r, blocks: sum(r.drop[b - 1] for b in blocks), "take off each block's cost")
+    rejects(E.check_additive_accuracy,
+            lambda r, blocks: [r.lesioned_acc[b - 1] for b in blocks], "return one number")
+
+

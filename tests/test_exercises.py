@@ -3,21 +3,53 @@
 The right answers are the instructor notebooks' own (tests/notebook_answers.py runs their
 exercise cells, whose checker calls must print `correct`); the wrong ones are written here.
 """
-import math
+import copy
 
 import pytest
 
 from notebook_answers import answer
-from resnet_nb.exercises import ExerciseError, check_path_count
+from resnet_nb.exercises import ExerciseError, check_distance_from_identity
 
 
-def test_path_count():
-    assert check_path_count(answer("path_count")).startswith("correct")
-    assert answer("path_count")(54, 27) == math.comb(54, 27)
-    with pytest.raises(ExerciseError, match="Hint"):
-        check_path_count(lambda n, k: n * k)          # not a count of choices
-    with pytest.raises(ExerciseError):
-        check_path_count(lambda n, k: 2 ** k)
+def test_distance_from_identity():
+    right = answer("distance_from_identity")     # its notebook cell ran its checker already
+    with pytest.raises(ExerciseError, match="not squared"):
+        check_distance_from_identity(lambda s, x: right(s, x) ** 2)
+    with pytest.raises(ExerciseError, match="changed that"):      # measures in eval mode
+        check_distance_from_identity(lambda s, x: right(s.eval(), x))
+    with pytest.raises(ExerciseError, match="whole batch"):         # image by image
+        check_distance_from_identity(lambda s, x: sum(right(s, x[i:i + 1])
+                                                      for i in range(len(x))) / len(x))
+
+
+def test_02_1_answer_quotes_the_measurement():
+    """The worked answer's distances (02's answer cell and the answer key) are what the
+    notebook's solution measures: 1, 4 and 16 blocks, plain, residual, residual with bn2 = 0."""
+    import re
+
+    import torch
+    from torch import nn
+
+    from resnet_nb.formulation import identity_fit_stacks
+    import notebook_answers as A
+    distance = answer("distance_from_identity")
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(512, 16, 8, 8))
+    rows = []
+    for blocks in (1, 4, 16):
+        plain, residual = identity_fit_stacks(channels=16, blocks=blocks)
+        zeroed = copy.deepcopy(residual)
+        for block in zeroed:
+            nn.init.zeros_(block.bn2.weight)
+        rows.append([f"{distance(s, x):.2f}" for s in (plain, residual, zeroed)])
+    assert [r[2] for r in rows] == ["0.00"] * 3                    # exactly the identity
+    plain, residual = ", ".join(r[0] for r in rows), ", ".join(r[1] for r in rows)
+    cell = next(c for c in A.read(A.NOTEBOOKS / "02_residual_formulation.ipynb")["cells"]
+                if c.get("id") == "c24-answer")
+    for text in (A.source(cell), (A.ROOT / "teaching" / "answer_key.md").read_text()):
+        text = re.sub(r"\s+", " ", text)
+        assert f"({plain} for 1, 4, 16 blocks)" in text
+        assert f"starts *farther* ({residual})" in text
 
 
 # --- 00, 01, 02 ----------------------------------------------------------------------

@@ -236,13 +236,18 @@ def test_run_notebooks_runs_00_again_after_recording(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=lambda p: p.name)
 def test_each_header_states_the_recorded_cpu_time_and_speed(path):
-    """Every notebook's header gives the time and the training speed recorded for it in
-    notebooks/timings.json (tools/run_notebooks.py rewrites the sentence when it records)."""
+    """Every notebook's header gives the time recorded for it in notebooks/timings.json
+    (tools/run_notebooks.py rewrites it when it records): in the fixed time line, normalised
+    to 1,000 ResNet-20 images/s; in the older sentence, as recorded, with the speed."""
     rn = _run_notebooks()
     entry = json.loads((NOTEBOOKS / "timings.json").read_text())["notebooks"][path.name]["cpu"]
-    header = next(_source(c) for c in _notebook(path.name)["cells"]
-                  if rn.HEADER_TIME.search(_source(c)))
+    header = _source(_notebook(path.name)["cells"][1])
+    fixed = rn.TIME_LINE.search(header)
+    if fixed:
+        assert fixed.group(2) == rn.normalised_words(entry), path.name
+        return
     m = rn.HEADER_TIME.search(header)
+    assert m, f"{path.name}: the header has no time line"
     assert m.group(2) == rn.duration_words(entry["seconds"]), path.name
     assert m.group(4) == f"{entry['images_per_second']:,.0f}", path.name
 
@@ -272,12 +277,26 @@ def test_run_notebooks_rewrites_the_header_it_records(tmp_path):
     copy = tmp_path / "04_training_cifar10.ipynb"
     copy.write_text((NOTEBOOKS / copy.name).read_text())
     assert rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
-    text = next(c.source for c in nbformat.read(copy, as_version=4).cells
-                if rn.HEADER_TIME.search(c.source))
+    text = nbformat.read(copy, as_version=4).cells[1].source
+    assert ("minutes for you; 15.5 minutes for the computer at the `cpu` profile "
+            "(1,000 ResNet-20 images/s).") in text          # 754 s x 1,234.4 / 1,000 = 931 s
+    assert not rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
+    assert rn.update_header(copy, {"seconds": 60.0, "images_per_second": 1500.0})
+    assert "; 90 s for the computer" in nbformat.read(copy, as_version=4).cells[1].source
+    # A header still in the older sentence gets the recorded time and speed.
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# 09 · X\n\nThe computer needs 3 minutes at the `cpu` profile (x), measured while it "
+        "trained ResNet-20 at 200 images/s.")])
+    old = tmp_path / "09_x.ipynb"
+    nbformat.write(nb, old)
+    assert rn.update_header(old, {"seconds": 754.0, "images_per_second": 1234.4})
+    text = nbformat.read(old, as_version=4).cells[0].source
     assert "The computer needs 13 minutes at the `cpu` profile (" in text
     assert "while it trained ResNet-20 at 1,234 images/s" in text
-    assert not rn.update_header(copy, {"seconds": 754.0, "images_per_second": 1234.4})
     assert rn.duration_words(89.4) == "89 seconds" and rn.duration_words(150) == "2 minutes"
+    assert rn.normalised_words({"seconds": 39.1, "images_per_second": 242.0}) == "9 s"
+    assert rn.normalised_words({"seconds": 522.4, "images_per_second": 190.2}) == "99 s"
+    assert rn.normalised_words({"seconds": 1618.5, "images_per_second": 242.0}) == "6.5 minutes"
 
 
 # --- notebook 02: the formulation -----------------------------------------------------------
@@ -286,18 +305,69 @@ def test_02_quotes_its_own_measurements():
     nb = _notebook("02_residual_formulation.ipynb")
     rel = re.search(r"relative difference ([\d.]+)", _printed(_cell(nb, "c12"))).group(1)
     summary = _oneline(_source(_cell(nb, "c23")))
-    # "With a ReLU after the addition they do not hold (relative difference 0.56 above)."
-    assert f"they do not hold (relative difference {rel} above)" in summary
+    # "with a ReLU after it they do not (relative difference 0.56 above)."
+    assert f"they do not (relative difference {rel} above)" in summary
     assert float(rel) > 0.1 and "only approximately" not in summary
-    fit = {m[0]: (m[1], m[2], m[3]) for m in re.findall(
-        r"^(plain|residual) stack \(4 blocks\)\s+error at step 0: [\d.]+, after \d+ steps: "
+    fit = {m[0]: (float(m[1]), m[2], m[3], m[4]) for m in re.findall(
+        r"^(plain|residual) stack \(4 blocks\)\s+error at step 0: ([\d.]+), after \d+ steps: "
         r"([\d.]+) \((\d+)% of the constant predictor's ([\d.]+)\)", _printed(_cell(nb, "c08")),
         re.M)}
+    # "The residual stack starts *worse*", and the plain one ends "near the grey line".
+    assert fit["residual"][0] > fit["plain"][0]
+    assert "The residual stack starts *worse*" in _source(_cell(nb, "c09"))
+    assert 90 <= int(fit["plain"][2]) <= 110 and int(fit["residual"][2]) < 50
     answer = _oneline(_source(_cell(nb, "written-answer-3")))
-    (plain, share, constant), (residual, _, _) = fit["plain"], fit["residual"]
+    (_, plain, share, constant), (_, residual, _, _) = fit["plain"], fit["residual"]
     assert (f"plain stack ended at {plain}, {share}% of the constant predictor's {constant}"
             in answer)
-    assert f"The residual stack ended at {residual}." in answer
+    assert f"and the residual stack at {residual}." in answer
+    # "a single path's term hardly shrinks when it passes one more branch", and paths of
+    # medium length carry most at initialisation (the peak of the 9-block stage).
+    printed = _printed(_cell(nb, "c16b"))
+    shrink = float(re.search(r"multiplies a path's term by about ([\d.]+)", printed).group(1))
+    peak = int(re.search(r"the paths of length (\d+) carry the largest sum", printed).group(1))
+    assert 0.85 <= shrink < 1 and 3 <= peak <= 6
+    assert "hardly shrinks" in _source(_cell(nb, "c16a"))
+
+
+def test_03_quotes_its_own_measurements():
+    nb = _notebook("03_building_blocks.ipynb")
+    costs = {m[0].strip(): int(m[1].replace(",", "")) for m in re.findall(
+        r"^(basic block, \d+ channels|bottleneck, 256 channels)\s+([\d,]+) multiply-adds",
+        _printed(_cell(nb, "0baf85da")), re.M)}
+    bottleneck = costs["bottleneck, 256 channels"]
+    text = _oneline(_source(_cell(nb, "e656df9a")))
+    # "about the cost of a basic block on 64, and about 1/17 of a basic block on 256"
+    assert abs(bottleneck / costs["basic block, 64 channels"] - 1) < 0.1
+    ratio = round(costs["basic block, 256 channels"] / bottleneck)
+    assert f"about 1/{ratio} of a basic block on 256" in text
+    # The hand count of option B in the folded answer is what the cell prints, at both depths.
+    added = re.findall(r"option B:\s+[\d,]+ parameters \(\s*\+([\d,]+),",
+                       _printed(_cell(nb, "b49d5b6c")))
+    assert len(added) == 2 and len(set(added)) == 1
+    assert f"so {added[0]} at any depth" in _oneline(_source(_cell(nb, "9c799080")))
+    # "All six agree" with Table 6.
+    rows = re.findall(r"^ResNet-\d+ .*\s(True|False)$", _printed(_cell(nb, "55b120eb")), re.M)
+    assert rows == ["True"] * 6 and _source(_cell(nb, "be436ab4")).startswith("All six agree")
+    # "Almost all parameters are convolution weights, most of them in stage 3".
+    for conv, stage3 in re.findall(r"([\d.]+)% in convolution weights,\s+([\d.]+)% in stage 3",
+                                   _printed(_cell(nb, "28dbac1a"))):
+        assert float(conv) > 95 and float(stage3) > 50
+    # The answer to exercise 3 quotes option C's cost at depth 110 as printed, and its counts
+    # at depth 56 as the networks have them.
+    c110 = re.search(r"ResNet-110\s+option C:.*?([\d.]+)%\)", _printed(_cell(nb, "b49d5b6c")))
+    answer = _oneline(_source(_cell(nb, "written-answer-3")))
+    assert f"({c110.group(1)}% at depth 110, printed in 03)" in answer
+    from resnet_nb import cifar_resnet, count_parameters
+    from resnet_nb.blocks import ProjectionShortcut
+    c56, a56 = cifar_resnet(56, "C"), count_parameters(cifar_resnet(56, "A"))
+    n = count_parameters(c56)
+    projections = [m for m in c56.modules() if isinstance(m, ProjectionShortcut)]
+    in_them = sum(count_parameters(m) for m in projections)
+    assert in_them == n - a56
+    assert (f"has {n:,} parameters, {n - a56:,} ({100 * (n - a56) / a56:.1f}%) more than option A, "
+            f"in **{len(projections)} projections**, one per block: "
+            f"**{100 * in_them / n:.1f}% of the network**") in answer
 
 
 # --- notebook 05: the forensics -------------------------------------------------------------
@@ -427,16 +497,16 @@ def test_05_answer_key_table_quotes_the_stored_run(nb05):
 
 # --- notebook 06: the lab -------------------------------------------------------------------
 
-def test_06_the_lab_answers_as_fast_as_its_header_says():
+def test_06_the_lab_answers_as_fast_as_its_summary_says():
     nb = _notebook("06_interactive_lab.ipynb")
-    header = _oneline(next(_source(c) for c in nb["cells"] if "**Time:**" in _source(c)))
-    assert ("answers a change of setting in about a second at depth 20 and within a few "
-            "seconds at depth 110 on a CPU") in header
-    text = _printed(_cell(nb, "5afcd7b0"))
+    summary = _oneline(_source(_cell(nb, "bbe34c02")))
+    assert ("The lab answers in about a second at depth 20 and within a few seconds at depth "
+            "110 on a CPU (timed above)") in summary
+    text = _printed(_cell(nb, "lab-latency")) + _printed(_cell(nb, "5afcd7b0"))
     medians = {m[0].strip(): float(m[1]) for m in re.findall(
         r"^(view \d, depth \d+|Stop, ResNet-56)\s+([\d.]+) s", text, re.M)}
-    assert set(medians) >= {"view 2, depth 20", "view 2, depth 110", "view 1, depth 110",
-                            "Stop, ResNet-56"}, medians
+    assert set(medians) == {"view 2, depth 20", "view 2, depth 56", "view 2, depth 110",
+                            "view 1, depth 110", "Stop, ResNet-56"}, medians
     # "about a second" at depth 20 and for Stop; "a few seconds" at depth 110.
     assert medians["view 2, depth 20"] <= 1.5 and medians["Stop, ResNet-56"] <= 1.5, medians
     assert max(medians.values()) <= 6, medians
@@ -448,7 +518,7 @@ def test_06_lesions_start_from_the_reference_networks_accuracy():
     each must score about what its own history says (a damaged weight file did not)."""
     from resnet_nb import reference
     nb = _notebook("06_interactive_lab.ipynb")
-    text = next(_printed(c) for c in nb["cells"] if "lesion_view(nets" in _source(c))
+    text = _printed(_cell(nb, "169afbf8"))
     found = dict(re.findall(r"^(plain-56|ResNet-56 \(A\)): test accuracy ([\d.]+)% with every block",
                             text, re.M))
     for label, network in (("plain-56", "plain-56"), ("ResNet-56 (A)", "resnet-56")):
@@ -456,25 +526,65 @@ def test_06_lesions_start_from_the_reference_networks_accuracy():
         assert abs(float(found[label]) - stored) < 5, (label, found[label], stored)
 
 
+def test_06_quotes_the_reference_runs_training_error():
+    from resnet_nb import reference
+    text = _oneline(_source(_cell(_notebook("06_interactive_lab.ipynb"), "ae9e3eae")))
+    error = {n: f"{100 * (1 - reference.load_history(n).last('train_acc')):.1f}%"
+             for n in ("plain-56", "resnet-56")}
+    assert (f"ended at {error['plain-56']} training error for plain-56 and {error['resnet-56']} "
+            "for ResNet-56") in text
+
+
+def test_06_compares_the_gradient_ratio_of_01_like_with_like():
+    """View 2's plain call prints 01's statistic (first block over last), and the text says
+    which batch each notebook measured it on."""
+    nb06, nb01 = _notebook("06_interactive_lab.ipynb"), _notebook("01_degradation.ipynb")
+    assert "v.reference.grad_ratio" in _source(_cell(nb06, "74f3ca26"))
+    text = _oneline(_source(_cell(nb06, "94d24a7e")))
+    assert "the gradient at the first block over the last" in text
+    probe = re.search(r"on (\d+) random training images, the lab on its (\d+) fixed test images",
+                      text)
+    from resnet_nb.profiles import PROFILES
+    assert probe and int(probe[1]) == PROFILES["cpu"].probe_batch, text
+    assert int(probe[2]) == PROFILES["cpu"].lab_probe_batch
+    assert "profile.probe_batch" in "".join(_source(c) for c in nb01["cells"])
+
+
+def _lesion_drops(nb) -> tuple[float, dict]:
+    """The reference ResNet-56's accuracy and {block: points lost alone} as 06 prints them."""
+    text = _printed(_cell(nb, "d1f9d8c4"))
+    base = float(re.search(r"^ResNet-56 \(A\): all blocks ([\d.]+)%", text, re.M)[1])
+    row = text.split("points lost per block removed alone (block:points):")[1]
+    drops = {int(b): float(d) for b, d in re.findall(r"(\d+):(-?\d+\.\d\d)\b", row)}
+    assert sorted(drops) == list(range(1, 28)), drops
+    return base, drops
+
+
 def test_06_worked_answers_quote_the_stored_output():
     nb = _notebook("06_interactive_lab.ipynb")
-    lesions = next(_printed(c) for c in nb["cells"] if "downsampling blocks, {drops[worst]" in
-                   _source(c))
-    median, inner, worst, block = re.search(
-        r"^ResNet-56 \(A\): all blocks [\d.]+%; removing one block costs ([\d.]+) points "
-        r"\(median\), ([\d.]+) at most outside the downsampling blocks, ([\d.]+) at most overall "
-        r"\(block (\d+), downsampling\)", lesions, re.M).groups()
+    base, drops = _lesion_drops(nb)
+    together = _printed(_cell(nb, "lesion-together")) or "".join(
+        "".join(o["data"]["text/plain"]) for o in _cell(nb, "lesion-together")["outputs"]
+        if "data" in o)
+    assert "blocks switched off: 2, 3, 4, 5, 6, 7, 8, 9" in together
+    now = dict(re.findall(r"^(plain-56|ResNet-56 \(A\)): test accuracy [\d.]+% with every "
+                          r"block, ([\d.]+)% now", together, re.M))
+    cost = sum(drops[b] for b in range(2, 10))          # the printout's drops are exact (2,000 images)
     answer = _oneline(_source(_cell(nb, "de5bdf3d-answer")))
-    assert f"the largest drop is {worst} points at **block {block}, a downsampling block**" in answer
-    assert f"more than {inner} points, and the median is {median}" in answer
-    spreads = _printed(_cell(nb, "74f3ca26"))
-    at = dict(re.findall(r"^depth\s+(\d+): gradient largest/smallest over the blocks: plain\s+(\S+)",
-                         spreads, re.M))
-    quoted = f"({float(at['20']):.3g} and {float(at['56']):.3g})".replace("e+0", "e")
-    assert f"match the lab's stored output {quoted}" in _oneline(
-        _source(_cell(nb, "written-answer-1")))
-    note = _oneline(_source(_cell(nb, "race-speeds")))
-    assert "not a comparison" in note and "about 0.2%" in note
+    quoted = re.search(r"blocks 2 to 9 cost ([\d.]+) points alone, so the additive prediction "
+                       r"is about (\d+)%; measured together, ResNet-56 keeps ([\d.]+)%", answer)
+    assert quoted, answer
+    assert quoted[1] == f"{cost:.1f}" and abs(int(quoted[2]) - (base - cost)) <= 0.6
+    assert quoted[3] == now["ResNet-56 (A)"] and float(quoted[3]) < int(quoted[2]) - 5
+    plain_all = re.search(r"^plain-56: all blocks ([\d.]+)%", _printed(_cell(nb, "d1f9d8c4")), re.M)[1]
+    assert f"below plain-56's {plain_all}%" in answer and float(quoted[3]) < float(plain_all)
+    key = _oneline((ROOT / "teaching" / "answer_key.md").read_text())
+    assert _oneline(answer.split("first</summary>")[1].split("</details>")[0]).strip() in key
+    ratios = _printed(_cell(nb, "74f3ca26"))
+    at = dict(re.findall(r"^depth\s+(\d+): gradient at the first block / at the last: plain\s+(\S+)",
+                         ratios, re.M))
+    key = _oneline(_source(_cell(nb, "written-answer-1")))
+    assert f"| original blocks | {at['20']} |" in key, (at, key)
 
 
 # --- notebook 04: training ------------------------------------------------------------------
@@ -498,6 +608,32 @@ def test_04_converged_resnet20_is_quoted_as_printed():
     h = reference.load_history("resnet-20")
     ratio = 64_000 / len(h.step_loss)              # the history holds every step's loss
     assert f"{ratio:.1f} times as many iterations" in _oneline(_source(_cell(nb, "220bc858")))
+
+
+def test_04_quotes_its_own_run():
+    """The data section's image counts, the loop's 'difference is 0' and the loss quoted in
+    the answer to exercise 3 are what the stored run printed."""
+    nb = _notebook("04_training_cifar10.ipynb")
+    train, test = re.search(r"train (\d[\d,]*\d) images, test (\d[\d,]*\d)",
+                            _printed(_cell(nb, "32421ce2"))).groups()
+    assert (f"a random {train} training and {test} test images under `cpu`"
+            in _oneline(_source(_cell(nb, "d32cc481"))))
+    assert "largest difference in the per-step losses: 0\n" in _printed(_cell(nb, "9f09618d"))
+    assert _source(_cell(nb, "011e7737")).startswith("On a CPU the difference is 0")
+    losses = re.findall(r"epoch \d+: train loss ([\d.]+)",
+                        _printed(_cell(nb, "3a4a8dae")).split("plain-20")[0])
+    # "on 2,000 test images the standard error of an accuracy near 50% is already 1.1 points"
+    acc = float(re.search(r"ResNet-20 ([\d.]+)%, plain-20", _printed(_cell(nb, "e0478d1e")))
+                .group(1)) / 100
+    n = int(test.replace(",", ""))
+    assert abs(acc - 0.5) < 0.1
+    assert (f"on {test} test images the standard error of an accuracy near 50% is already "
+            f"{100 * (acc * (1 - acc) / n) ** 0.5:.1f} points"
+            in _oneline(_source(_cell(nb, "66ea12e3"))))
+    key = _oneline((ROOT / "teaching" / "answer_key.md").read_text())
+    floor = 0.500
+    assert (f"ended its last epoch at a training loss of {losses[-1]} (stored in 04), so "
+            f"about {float(losses[-1]) - floor:.2f} of it is left to learn") in key
 
 
 def test_04_asserts_what_its_prose_says_bit_for_bit():

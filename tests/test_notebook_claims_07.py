@@ -112,7 +112,6 @@ def test_the_four_networks_accuracies_and_the_gap(nb, accuracy):
     # "11,700 iterations against the paper's 64k" and "a budget 18% as long as the paper's"
     assert "11,700 iterations against the paper's 64k" in text
     assert f"a budget {round(100 * 11_700 / 64_000)}% as long as the paper's" in text
-    assert f"{pct['ResNet-56 (A)']} for ResNet-56 against the paper's 93.03%" in _text(nb, "w39")
 
 
 def test_layer_responses_as_quoted(nb, responses):
@@ -124,9 +123,6 @@ def test_layer_responses_as_quoted(nb, responses):
     rows = responses["rows"]
     p56, res20 = rows["plain-56"][1], rows["ResNet-20 (A)"][1]
     assert f"plain-56's median ({p56:.3f}) is below ResNet-20's ({res20:.3f})" in text and p56 < res20
-    big_r20, big_p20 = rows["ResNet-20 (A)"][2], rows["plain-20"][2]
-    assert (f"ResNet-20's largest response ({big_r20:.3f}) is above plain-20's largest "
-            f"({big_p20:.3f})") in text and big_r20 > big_p20
 
 
 def test_landscape_comparisons_as_quoted(nb, slices, surfaces, accuracy):
@@ -134,7 +130,7 @@ def test_landscape_comparisons_as_quoted(nb, slices, surfaces, accuracy):
     plain, res = slices["plain-56"], slices["ResNet-56 (A)"]
     (pm_line, rm_line) = plain[5], res[5]
     pm_plane, rm_plane = surfaces["plain-56"][2], surfaces["ResNet-56 (A)"][2]
-    assert (f"Plain-56 has {pm_line} local minima along the line and {pm_plane} on the plane; "
+    assert (f"plain-56 has {pm_line} local minima along the line and {pm_plane} on the plane; "
             f"ResNet-56 has {rm_line} and {rm_plane}") in text
     rise = lambda s, i: float(s[i]) - float(s[0])
     assert (f"plain-56's loss has risen by {rise(plain, 1):.1f} / {rise(plain, 2):.1f} from its "
@@ -146,7 +142,6 @@ def test_landscape_comparisons_as_quoted(nb, slices, surfaces, accuracy):
     assert (f"plain-56's loss at its trained weights is {plain[0]}, about "
             f"{['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten'][round(times)]}"
             f" times ResNet-56's {res[0]}") in text
-    assert f"(plain-56 reached only {100 * accuracy['plain-56']:.1f}% test accuracy)" in text
     # The scorecard's verdict, printed from the same numbers, agrees with the prose.
     card = _printed(_cell(nb, "w38"))
     assert (f"({pm_line}, {pm_plane}) against ({rm_line}, {rm_plane})" in card
@@ -160,6 +155,9 @@ def test_shattering_as_quoted(nb, correlations):
     plain = ", ".join(_minus(correlations[d][0]) for d in (8, 20, 56, 110))
     res = ", ".join(_minus(correlations[d][1]) for d in (8, 20, 56, 110))
     assert f"Plain: {plain} at depths 8, 20, 56, 110. ResNet: {res}." in text
+    # Exercise 2's worked answer compares with the stored depth-110 ResNet.
+    assert (f"below the original ResNet-110's {correlations[110][1]}"
+            in _text(nb, "written-answer-2"))
 
 
 def test_paths_as_quoted(nb, paths):
@@ -196,7 +194,7 @@ def test_the_widget_update_is_within_a_second(nb):
     assert _timing_table(nb)["widget update (median)"][0] <= 1.0
     bench = json.loads(TIMINGS.read_text())["figures"]["07_why_it_works.ipynb"]["cpu"]["timed"]
     assert bench["widget update"]["median_s"] <= 1.0 and bench["widget update"]["runs"] >= 10
-    text = _text(nb, "w39")
+    text = _text(nb, "w39-time")
     w = bench["widget update"]
     assert (f"a slider update took {w['median_s']:.2f} s (median of {w['runs']}; from "
             f"{w['min_s']:.2f} to {w['max_s']:.2f} s)") in text
@@ -220,9 +218,19 @@ def test_the_figures_times_as_quoted(nb):
     assert f"{points} points per slice and {grid}×{grid} per contour, each on {images} images" in text
 
 
-def test_the_notebooks_own_time_is_the_recorded_one(nb):
+def test_the_scorecard_agrees_as_the_summary_says(nb):
+    """The summary says every scorecard line agrees: five lines, each "agrees"."""
+    card = [line for line in _printed(_cell(nb, "w38")).splitlines() if line.strip()]
+    assert len(card) == 5 and all(line.startswith("agrees ") for line in card), card
+    assert "In the stored run all five scorecard lines agree." in _text(nb, "w39")
+
+
+def test_the_header_is_a_deep_dive_with_the_recorded_time(nb):
+    """07 is marked as a deep dive, and its computer time is the recorded one, normalised
+    (tests/test_notebook_claims.py checks every header's time the same way)."""
+    from tools import run_notebooks as rn
     header = _text(nb, "w00")
+    assert header.startswith("# 07 · ") and "A deep dive:" in header
     run = json.loads(TIMINGS.read_text())["notebooks"]["07_why_it_works.ipynb"]["cpu"]
-    minutes = re.search(r"The computer needs (\d+) minutes at the `cpu` profile", header)
-    assert minutes and int(minutes[1]) == round(run["seconds"] / 60), (minutes, run)
-    assert f"while it trained ResNet-20 at {run['images_per_second']:.0f} images/s" in header
+    m = rn.TIME_LINE.search(_source(_cell(nb, "w00")))
+    assert m and m[2] == rn.normalised_words(run)

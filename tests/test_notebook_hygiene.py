@@ -7,9 +7,12 @@ For every notebooks/NN_topic.ipynb:
   - the kernelspec is `python3`; no widget state is saved in the metadata and no widget
     view is left in an output (both render as "model not found");
   - the file is under 2 MB;
-  - the first cell after the "Open in Colab" badge is markdown stating the goal and the time
-    budget: it contains the word "goal", a duration (e.g. "2 minutes", "30 s") and the words
-    "CPU" and "GPU" (tests/test_repo_links.py checks the badge and the install cell);
+  - the first cell after the "Open in Colab" badge is the header in the course's fixed form:
+    `# NN · Title`, a blank line, then at most three lines, one or two sentences of what the
+    reader will see and the time line ("**Time:** about 40 minutes for you; 4.1 minutes for
+    the computer at the `cpu` profile (1,000 ResNet-20 images/s)."), no "Goal:" block. (A
+    header in the older form must contain the word "goal", a duration and the words "CPU"
+    and "GPU".) tests/test_repo_links.py checks the badge and the install cell;
 and the course's notebooks are numbered 00, 01, 02, ... with no gap or duplicate.
 
 Each check is a function returning a list of problems, so the tests at the end can show
@@ -96,6 +99,30 @@ def metadata_problems(nb: dict) -> list[str]:
     return problems
 
 
+TIME_LINE = re.compile(r"^\*\*Time:\*\* about \d+ minutes for you; (\d+ s|\d+\.\d minutes) for "
+                       r"the computer at the `cpu` profile \(1,000 ResNet-20 images/s\)\.$")
+TITLE = re.compile(r"^# \d\d · \S")
+
+
+def header_problems(text: str) -> list[str]:
+    """The header in the fixed form: title, blank line, at most three lines ending in the
+    time line; no "Goal:" or "After this notebook" blocks."""
+    lines = text.rstrip("\n").split("\n")
+    problems = []
+    if not TITLE.match(lines[0]):
+        problems.append("the header does not start with '# NN · Title'")
+    if len(lines) < 3 or lines[1].strip():
+        problems.append("the header's title is not followed by a blank line and text")
+    body = lines[2:]
+    if len(body) > 3:
+        problems.append(f"the header has {len(body)} lines below its title (at most 3)")
+    if not body or not TIME_LINE.match(body[-1]):
+        problems.append("the header's last line is not the time line in the fixed form")
+    if re.search(r"\*\*(Goal|After this notebook)", text):
+        problems.append("the header holds a 'Goal:' or 'After this notebook' block")
+    return problems
+
+
 def opening_problems(nb: dict) -> list[str]:
     cells = nb["cells"]
     if cells and cells[0]["cell_type"] == "markdown" and COLAB_BADGE in "".join(cells[0]["source"]):
@@ -103,6 +130,8 @@ def opening_problems(nb: dict) -> list[str]:
     if not cells or cells[0]["cell_type"] != "markdown":
         return ["the first cell is not a markdown cell with the goal and the time budget"]
     text = "".join(cells[0]["source"])
+    if "for the computer at the `cpu` profile" in text:
+        return header_problems(text)
     problems = []
     if "goal" not in text.lower():
         problems.append("the first cell does not state the goal (the word 'goal')")
@@ -211,6 +240,21 @@ def test_each_check_fires():
         assert not opening_problems(_nb([_md(f"Goal: X. Time: {budget} on a CPU; GPU less.")]))
     for no_budget in ("Time: on a CPU, some; GPU less.", "3 layers on a CPU and a GPU"):
         assert opening_problems(_nb([_md(f"Goal: X. {no_budget}")])), no_budget
+
+
+def test_the_fixed_header_check_fires():
+    time = ("**Time:** about 40 minutes for you; 4.1 minutes for the computer at the `cpu` "
+            "profile (1,000 ResNet-20 images/s).")
+    good = f"# 02 · A title\n\nWhat you will see, in one sentence.\n{time}"
+    assert not opening_problems(_nb([_md(good)]))
+    assert not opening_problems(_nb([_md(good.replace("4.1 minutes", "45 s"))]))
+    for bad in (good.replace("# 02 · ", "# "),                                 # no number
+                good.replace("\n\n", "\n"),                                    # no blank line
+                good.replace("sentence.\n", "sentence.\n**Goal:** x.\n"),     # a goal block
+                good.replace("sentence.\n", "a\nb\nc\n"),                     # four lines
+                good.replace("4.1 minutes", "4 minutes"),                       # not the form
+                f"# 02 · A title\n\n{time}\nMore text."):                     # not last
+        assert opening_problems(_nb([_md(bad)])), bad
 
 
 def test_numbering_fires():

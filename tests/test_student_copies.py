@@ -201,7 +201,7 @@ def test_each_student_exercise_stops_at_its_stub_with_a_clear_message(copies):
                                match="exercise not done yet"):
                 A.run_exercise(student, i)
             stopped += 1
-    assert stopped == 11                 # 12 exercises in 11 cells (02's cell holds two)
+    assert stopped == 12                 # 12 exercises, one cell each
 
 
 def test_widget_state_and_views_are_removed():

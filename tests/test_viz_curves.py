@@ -103,6 +103,20 @@ def test_the_race_names_label_smoothing_from_the_runs_setting():
     run = lambda smoothing: SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2,
                                             step_loss=[2.3, 2.1, 2.0],
                                             setting={"label_smoothing": smoothing})
-    assert (plot_training_race([run(0.1)]).axes[0].get_ylabel()
-            == "training loss (cross-entropy, label smoothing 0.1)")
-    assert plot_training_race([run(0.0)]).axes[0].get_ylabel() == "training loss (cross-entropy)"
+    ylabel = lambda fig: fig.axes[0].get_ylabel().replace("\n", " ")
+    assert ylabel(plot_training_race([run(0.1)])) == "training loss (cross-entropy, label smoothing 0.1)"
+    assert ylabel(plot_training_race([run(0.0)])) == "training loss (cross-entropy)"
+
+
+def test_the_race_loss_label_fits_in_its_figure():
+    """The race's figure is short (3.4 inches): its loss label, with label smoothing named,
+    must lie inside the figure, not be cut off at the top."""
+    from types import SimpleNamespace
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from resnet_nb.viz_lab import plot_training_race
+    run = SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2, step_loss=[2.3, 2.0],
+                          setting={"label_smoothing": 0.1})
+    fig = plot_training_race([run])
+    FigureCanvasAgg(fig).draw()
+    box = fig.axes[0].yaxis.label.get_window_extent(fig.canvas.get_renderer())
+    assert 0 <= box.y0 and box.y1 <= fig.bbox.height and 0 <= box.x0, (box, fig.bbox)

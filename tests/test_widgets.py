@@ -261,14 +261,14 @@ def test_under_ipywidgets_7_7(tmp_path):
 
 
 def test_exercise_checker_of_notebook_06():
-    import numpy as np
-    from resnet_nb.exercises import ExerciseError, check_worst_block
-    assert check_worst_block(lambda r: int(np.argmax(r.drop)) + 1).startswith("correct")
-    for wrong in (lambda r: int(np.argmax(r.drop)),               # 0-based
-                  lambda r: int(np.argmax(r.lesioned_acc)) + 1,   # the least harmful block
-                  lambda r: None):
+    from resnet_nb.exercises import ExerciseError, check_additive_accuracy
+    assert check_additive_accuracy(
+        lambda r, blocks: r.baseline_acc - sum(r.drop[b - 1] for b in blocks)).startswith("correct")
+    for wrong in (lambda r, blocks: r.baseline_acc - sum(r.drop[b] for b in blocks if b < len(r.drop)),
+                  lambda r, blocks: min(r.lesioned_acc[b - 1] for b in blocks),  # the worst alone
+                  lambda r, blocks: None):
         with pytest.raises(ExerciseError):
-            check_worst_block(wrong)
+            check_additive_accuracy(wrong)
 
 
 def test_stop_ends_a_run_mid_step_and_leaves_no_hooks(data):

@@ -14,9 +14,12 @@ machine and the date, in notebooks/timings.json (entries of notebooks not run ar
 Notebook 00 prints the recorded times (its environment check predicts them for the student's
 machine), its own included, so when 00 is among the notebooks run it is run once more at the
 end, after every time has been recorded; that second run's time is not recorded.
-Under the cpu profile, each notebook's header sentence "The computer needs ... at the `cpu`
-profile (...) ... while it trained ResNet-20 at N images/s" is rewritten with the time and
-speed just recorded, and so are the README course map's times and speed range
+Under the cpu profile, each notebook's header time line
+    **Time:** about 40 minutes for you; 4.1 minutes for the computer at the `cpu` profile (1,000 ResNet-20 images/s).
+gets its second number rewritten from the run just recorded: seconds x images/s / 1,000, the
+time on a CPU that trains ResNet-20 at 1,000 images/s (a header still in the older form, "The
+computer needs ... while it trained ResNet-20 at N images/s", gets the time and speed as
+recorded). The README course map's times and speed range are rewritten too
 (tests/test_notebook_claims.py checks both against timings.json).
 Exit status: 0 when every notebook ran, 1 otherwise.
 """
@@ -133,26 +136,46 @@ def record(path: Path, profile: str, measured: dict, speed: dict) -> None:
     path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
 
 
-# The header sentence that states a notebook's recorded cpu time and the speed it ran at.
+# The header's time line in the course's fixed form: the student's time, then the computer's
+# at the reference speed (group 2), which this script writes.
+REFERENCE_SPEED = 1_000          # ResNet-20 training images/s (tools/budget.py normalises so too)
+TIME_LINE = re.compile(r"(\*\*Time:\*\* about \d+ minutes for you; )(\d+ s|\d+\.\d minutes)"
+                       r"( for the computer at the `cpu` profile \(1,000 ResNet-20 images/s\)\.)")
+# The older header sentence: the recorded cpu time and the speed it ran at.
 HEADER_TIME = re.compile(r"(The computer needs )(\d+ (?:seconds|minutes))( at the `cpu` profile \(.*?"
                          r"while it trained ResNet-20 at )([\d,]+)( images/s)", re.S)
 
 
 def duration_words(seconds: float) -> str:
-    """How a header states a recorded time: seconds below 90 s, whole minutes above."""
+    """How an older header states a recorded time: seconds below 90 s, whole minutes above."""
     return f"{seconds:.0f} seconds" if seconds < 90 else f"{seconds / 60:.0f} minutes"
 
 
+def normalised_words(entry: dict) -> str:
+    """The time line's computer time: recorded seconds x recorded images/s / 1,000, as "45 s"
+    below two minutes, else minutes with one decimal ("4.1 minutes")."""
+    seconds = entry["seconds"] * entry["images_per_second"] / REFERENCE_SPEED
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
+def _rewrite_time(text: str, entry: dict) -> str:
+    if TIME_LINE.search(text):
+        return TIME_LINE.sub(lambda m: m.group(1) + normalised_words(entry) + m.group(3),
+                             text, count=1)
+    return HEADER_TIME.sub(lambda m: m.group(1) + duration_words(entry["seconds"])
+                           + m.group(3) + f"{entry['images_per_second']:,.0f}" + m.group(5),
+                           text, count=1)
+
+
 def update_header(path: Path, entry: dict) -> bool:
-    """Write a notebook's recorded cpu time and training speed into its header's **Time:**
-    sentence, so the header never states an older run's time. Returns whether it changed."""
+    """Write a notebook's recorded cpu time into its header's time line, so the header never
+    states an older run's time. Returns whether it changed."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and HEADER_TIME.search(cell.source):
-            new = HEADER_TIME.sub(lambda m: m.group(1) + duration_words(entry["seconds"])
-                                  + m.group(3) + f"{entry['images_per_second']:,.0f}" + m.group(5),
-                                  cell.source, count=1)
+        if cell.cell_type == "markdown" and (TIME_LINE.search(cell.source)
+                                             or HEADER_TIME.search(cell.source)):
+            new = _rewrite_time(cell.source, entry)
             if new == cell.source:
                 return False
             cell.source = new

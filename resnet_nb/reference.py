@@ -32,6 +32,8 @@ MANIFEST = "MANIFEST.json"
 SET_INFO = "set.json"
 #: The folder of the stored weights.
 WEIGHTS = "weights"
+#: Documentation beside the runs: not data, so not in the manifest.
+README = "README.md"
 
 
 class ReferenceError(RuntimeError):

@@ -170,7 +170,7 @@ COMMITTED = Path(__file__).resolve().parent.parent / "reference"
 def test_the_committed_files_match_their_manifest():
     files = json.loads((COMMITTED / MANIFEST).read_text())["files"]
     stored = {p.relative_to(COMMITTED).as_posix() for p in COMMITTED.rglob("*")
-              if p.is_file() and p.name not in (MANIFEST, "checkpoint.pt", "train.log")
+              if p.is_file() and p.name not in (MANIFEST, "README.md", "checkpoint.pt", "train.log")
               and not p.name.startswith(".")}          # .gitignore, the folder locks
     assert stored == set(files), "every stored file is in the manifest, and only those"
     for name, entry in files.items():

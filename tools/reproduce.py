@@ -45,7 +45,7 @@ from resnet_nb.cli import Parser, run_command
 from resnet_nb.device import COMPILE_MODES, PRECISIONS
 from resnet_nb.files import atomic_write
 from resnet_nb.models import cifar_resnet
-from resnet_nb.reference import MANIFEST, SET_INFO, WEIGHTS, sha256, weights_path
+from resnet_nb.reference import MANIFEST, README, SET_INFO, WEIGHTS, sha256, weights_path
 from resnet_nb.runs import CHECKPOINT, HISTORY, History
 from resnet_nb.signals import on_signal
 from resnet_nb.train import TrainConfig, recipe
@@ -360,7 +360,7 @@ def write_manifest(out: Path) -> dict:
     out = Path(out)
     files = {}
     for path in sorted(out.rglob("*")):
-        if (not path.is_file() or path.name == MANIFEST or path.name in WORK_FILES
+        if (not path.is_file() or path.name in (MANIFEST, README) or path.name in WORK_FILES
                 or path.name.startswith(".")):
             continue
         files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size,

@@ -29,7 +29,7 @@ import sys
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "mark_slides": ["--check"], "budget": []}
-OTHER_TOOLS = ("reference_on_gpu", "release")
+OTHER_TOOLS = ("reference_on_gpu", "release", "class_hub")
 
 
 def run_step(name: str, argv: list[str]) -> int:

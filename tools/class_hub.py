@@ -1,0 +1,874 @@
+"""A class on a real JupyterHub, simulated on this machine (127.0.0.1 only).
+
+    python -m tools class_hub --students 10        # prints the measurements as JSON
+
+What it does, in order, each step bounded in time, and then everything stopped:
+
+1. the teacher's side: the class release (tools/release.py) as the branch `class` of a local
+   git repository (what nbgitpuller pulls), CIFAR-10 decoded once into a shared cache, both
+   left read-only to the students (RESNET_NB_DATA, RESNET_NB_CACHE in the hub's environment),
+   and an nbgrader course with one assignment released into a shared exchange;
+2. configurable-http-proxy (from npm, .ci/hub_proxy.sh puts it in .hub-proxy/) and JupyterHub
+   (the dummy authenticator, the simple local spawner, Spawner.http_timeout 180 s) on
+   127.0.0.1, as an unprivileged user when this runs as root (see `run_as` below);
+3. N students, each with a token of their own from the REST API, start their servers at once,
+   pull the release through nbgitpuller's API, run the smoke profile of one course notebook
+   cell by cell through their own kernel (the kernels' websocket), save it, and fetch and
+   submit the assignment through nbgrader's server extension;
+4. the teacher collects the submissions with `nbgrader collect` and grades them with
+   `nbgrader autograde`.
+
+Measured: the hub's start, each student's spawn (request to ready), notebook time, and the
+memory of each student's processes (server and kernel: peak resident set, and the
+proportional set size at the end, which counts shared libraries once).
+
+Running as root, the single-user servers refuse to start (and the hub shows only a 500
+error); `run_as` picks an unprivileged user instead (nobody, with a Python it can run), or,
+where none can run the course's Python, runs the servers with the one flag the root case
+needs: `--allow-root` in Spawner.args. The results say which.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PROXY = ROOT / ".hub-proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
+COURSE_ID = "resnet-nb"
+ASSIGNMENT = "ps1"
+RUN_MARK = "RESNET_NB_CLASS_HUB_RUN"     # in every process's environment, to find leftovers
+
+
+class HubError(RuntimeError):
+    """The class could not be simulated; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ClassSettings:
+    """One simulated class."""
+
+    students: int = 10
+    notebook: str = "02_residual_formulation.ipynb"
+    threads: int = 1                   # torch threads per kernel (a hub's 1-CPU limit)
+    spawn_timeout_s: int = 180         # Spawner.http_timeout: 30 s (the default) fails 20 at once
+    notebook_timeout_s: int = 900
+    total_timeout_s: int = 1800
+    allow_root: bool = False           # run the servers as root with --allow-root
+
+
+@dataclass
+class Student:
+    name: str
+    token: str = ""
+    spawn_s: float | None = None
+    pull_s: float | None = None
+    notebook_s: float | None = None
+    cells: int = 0
+    errors: list[str] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    pss_mb: float | None = None
+    submitted: bool = False
+
+
+# --- processes, ports, users ------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """Who runs the hub and the students' servers, and with which Python."""
+
+    uid: int
+    gid: int
+    python: str
+    mode: str                          # "this user", "unprivileged user nobody", "root ..."
+
+    @property
+    def is_root(self) -> bool:
+        return self.uid == 0
+
+
+def _can_run(python: str, uid: int, gid: int) -> bool:
+    code = "import jupyterhub, nbgrader, nbgitpuller, resnet_nb, torch"
+    try:
+        done = subprocess.run([python, "-c", code], user=uid, group=gid, extra_groups=[],
+                              env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"}, cwd="/",
+                              capture_output=True, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def _shim_python(folder: Path) -> str | None:
+    """A Python the unprivileged user can run with this environment's packages: a venv of a
+    system Python of the same version whose site-packages adds this one's (this interpreter
+    may sit under /root, which other users cannot enter)."""
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    if not system.exists():
+        return None
+    done = subprocess.run([str(system), "-m", "venv", "--without-pip", str(folder)],
+                          capture_output=True)
+    if done.returncode != 0:
+        return None
+    purelib = subprocess.run([str(folder / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True).stdout.strip()
+    paths = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(purelib) / "zz-class-hub.pth").write_text(
+        "".join(f"import site; site.addsitedir({p!r})\n" for p in sorted(paths)))
+    subprocess.run(["chmod", "-R", "a+rX", str(folder)], check=True)
+    return str(folder / "bin" / "python")
+
+
+def run_as(work: Path, allow_root: bool = False) -> RunAs:
+    """This user when it is not root; as root, the unprivileged `nobody` with a Python it can
+    run, else (or with allow_root) root with the servers' --allow-root."""
+    if os.geteuid() != 0:
+        return RunAs(os.geteuid(), os.getegid(), sys.executable, "this user (not root)")
+    if not allow_root:
+        nobody = pwd.getpwnam("nobody")
+        for python in (sys.executable, _shim_python(work / "python")):
+            if python and _can_run(python, nobody.pw_uid, nobody.pw_gid):
+                return RunAs(nobody.pw_uid, nobody.pw_gid, python, "unprivileged user nobody")
+    return RunAs(0, 0, sys.executable, "root, single-user servers with --allow-root")
+
+
+def find_leftovers(run_id: str) -> list:
+    """Processes of this run still alive (found by RUN_MARK in their environment)."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(RUN_MARK) == run_id:
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def kill_leftovers(run_id: str) -> int:
+    import psutil
+    procs = find_leftovers(run_id)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    return len(procs)
+
+
+# --- the hub ----------------------------------------------------------------------------
+
+HUB_CONFIG = """\
+# Written by tools/class_hub.py: a class hub on 127.0.0.1 for simulated students.
+c = get_config()  # noqa
+c.JupyterHub.ip = "127.0.0.1"
+c.JupyterHub.port = {proxy_port}
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.JupyterHub.db_url = "sqlite:///{hub}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{hub}/jupyterhub_cookie_secret"
+c.JupyterHub.pid_file = "{hub}/jupyterhub.pid"
+# The proxy runs on its own (as on Zero to JupyterHub and TLJH): a hub restart leaves the
+# routes, and the servers behind them, running.
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.authenticator_class = "dummy"
+c.Authenticator.allow_all = True
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{homes}/{{username}}"
+c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
+c.Spawner.args = {args!r}
+c.Spawner.http_timeout = {spawn_timeout}
+c.Spawner.start_timeout = {spawn_timeout}
+c.Spawner.environment = {environment!r}
+c.JupyterHub.services = [{{"name": "class-teacher", "api_token": {admin_token!r}}}]
+c.JupyterHub.load_roles = [{{"name": "class-teacher", "services": ["class-teacher"],
+    "scopes": ["admin:users", "admin:servers", "tokens", "list:users", "read:users",
+               "access:servers"]}}]
+"""
+
+
+class LoopbackHub:
+    """configurable-http-proxy and JupyterHub on 127.0.0.1, in `work`; a context manager that
+    stops the servers, the hub and the proxy, and then anything of this run still alive."""
+
+    def __init__(self, work: Path, settings: ClassSettings, user: RunAs, environment: dict):
+        self.work, self.settings, self.user = work, settings, user
+        self.run_id = uuid.uuid4().hex
+        self.hub_dir, self.homes = work / "hub", work / "homes"
+        self.proxy_port, self.api_port, self.hub_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.proxy_port}"
+        self.admin_token, self.proxy_token = secrets.token_hex(32), secrets.token_hex(32)
+        self.environment = {**environment, RUN_MARK: self.run_id}
+        self.proxy = self.hub = None
+        self.hub_start_s: list[float] = []
+
+    def _env(self) -> dict:
+        keep = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL") if k in os.environ}
+        return {**keep, "HOME": str(self.hub_dir), RUN_MARK: self.run_id,
+                "CONFIGPROXY_AUTH_TOKEN": self.proxy_token}
+
+    def _popen(self, command: list[str], log: str) -> subprocess.Popen:
+        out = open(self.hub_dir / log, "a")
+        try:
+            return subprocess.Popen(command, cwd=self.hub_dir, env=self._env(), stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    user=self.user.uid, group=self.user.gid, extra_groups=[])
+        finally:
+            out.close()
+
+    def write_config(self) -> None:
+        for folder in (self.hub_dir, self.homes):
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, self.user.uid, self.user.gid)
+        args = ["--allow-root"] if self.user.is_root else []
+        (self.hub_dir / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
+            proxy_port=self.proxy_port, hub_port=self.hub_port, api_port=self.api_port,
+            hub=self.hub_dir, homes=self.homes, python=self.user.python, args=args,
+            spawn_timeout=self.settings.spawn_timeout_s, environment=self.environment,
+            admin_token=self.admin_token))
+
+    def start_proxy(self) -> None:
+        if not PROXY.exists():
+            raise HubError(f"no configurable-http-proxy at {PROXY}: install it with "
+                           "`bash .ci/hub_proxy.sh` (npm)")
+        self.proxy = self._popen([str(PROXY), "--ip", "127.0.0.1", "--port",
+                                  str(self.proxy_port), "--api-ip", "127.0.0.1", "--api-port",
+                                  str(self.api_port), "--default-target",
+                                  f"http://127.0.0.1:{self.hub_port}", "--error-target",
+                                  f"http://127.0.0.1:{self.hub_port}/hub/error"], "proxy.log")
+
+    def start_hub(self, timeout: float = 120) -> float:
+        """Start JupyterHub; return the seconds until its API answered through the proxy."""
+        t0 = time.perf_counter()
+        self.hub = self._popen([self.user.python, "-m", "jupyterhub", "-f",
+                                str(self.hub_dir / "jupyterhub_config.py")], "hub.log")
+        while time.perf_counter() - t0 < timeout:
+            if self.hub.poll() is not None:
+                raise HubError(f"JupyterHub exited ({self.hub.returncode}): "
+                               f"{self.log('hub.log')[-1500:]}")
+            status, _ = self.request_sync("GET", "/hub/api/")
+            if status == 200:
+                took = time.perf_counter() - t0
+                self.hub_start_s.append(took)
+                return took
+            time.sleep(0.25)
+        raise HubError(f"JupyterHub did not answer within {timeout:.0f} s")
+
+    def stop_hub(self) -> None:
+        """Stop the hub alone (SIGTERM): with cleanup_servers off, servers keep running."""
+        if self.hub and self.hub.poll() is None:
+            self.hub.send_signal(signal.SIGTERM)
+            try:
+                self.hub.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.hub.kill()
+                self.hub.wait()
+
+    def log(self, name: str) -> str:
+        try:
+            return (self.hub_dir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def request_sync(self, method: str, path: str, token: str | None = None,
+                     body: dict | None = None, timeout: float = 30) -> tuple[int, object]:
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request(self.url + path, method=method, headers={
+            "Authorization": f"token {token or self.admin_token}"},
+            data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                raw = r.read()
+                return r.status, json.loads(raw) if raw.strip() else None
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                return e.code, json.loads(raw)
+            except ValueError:
+                return e.code, raw.decode(errors="replace")[:500]
+        except (OSError, ValueError) as e:
+            return 0, str(e)
+
+    def __enter__(self):
+        self.write_config()
+        self.start_proxy()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        """Stop every server through the API, then the hub and the proxy, then leftovers."""
+        if self.hub and self.hub.poll() is None:
+            status, users = self.request_sync("GET", "/hub/api/users")
+            for u in users if status == 200 and isinstance(users, list) else []:
+                if u.get("servers"):
+                    self.request_sync("DELETE", f"/hub/api/users/{u['name']}/server")
+            deadline = time.perf_counter() + 60
+            while time.perf_counter() < deadline:
+                status, users = self.request_sync("GET", "/hub/api/users")
+                if status != 200 or not any(u.get("servers") for u in users):
+                    break
+                time.sleep(0.5)
+        self.stop_hub()
+        if self.proxy and self.proxy.poll() is None:
+            self.proxy.terminate()
+            try:
+                self.proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proxy.kill()
+        kill_leftovers(self.run_id)
+
+
+# --- a student, through the REST API and a kernel's websocket ---------------------------
+
+class KernelDied(RuntimeError):
+    """The student's kernel died while a cell ran (the server restarts it)."""
+
+
+async def api(hub: LoopbackHub, method: str, path: str, token: str, body=None,
+              timeout: float = 60, raw: bool = False):
+    """One request through the proxy; returns (status, JSON or text)."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+    req = HTTPRequest(hub.url + path, method=method, request_timeout=timeout,
+                      headers={"Authorization": f"token {token}"},
+                      body=None if body is None else json.dumps(body),
+                      allow_nonstandard_methods=True)
+    try:
+        r = await AsyncHTTPClient().fetch(req)
+        code, text = r.code, r.body.decode(errors="replace")
+    except HTTPClientError as e:
+        code = e.code
+        text = e.response.body.decode(errors="replace") if e.response is not None else str(e)
+    except OSError as e:
+        return 0, str(e)
+    if raw:
+        return code, text
+    try:
+        return code, json.loads(text) if text.strip() else None
+    except ValueError:
+        return code, text[:500]
+
+
+async def spawn(hub: LoopbackHub, student: Student, timeout: float) -> None:
+    """Start the student's server with their own token; wait until the hub says it is ready."""
+    t0 = time.perf_counter()
+    status, said = await api(hub, "POST", f"/hub/api/users/{student.name}/server", student.token)
+    if status not in (201, 202):
+        raise HubError(f"{student.name}: the hub refused to start the server ({status}: {said})")
+    while time.perf_counter() - t0 < timeout:
+        status, user = await api(hub, "GET", f"/hub/api/users/{student.name}", student.token)
+        server = (user or {}).get("servers", {}).get("", {}) if status == 200 else {}
+        if server.get("ready"):
+            student.spawn_s = time.perf_counter() - t0
+            return
+        if status == 200 and not server.get("pending") and not server:
+            raise HubError(f"{student.name}: the server stopped while starting (see "
+                           f"{hub.hub_dir / 'hub.log'})")
+        await asyncio.sleep(0.5)
+    raise HubError(f"{student.name}: the server was not ready within {timeout:.0f} s")
+
+
+async def pull(hub: LoopbackHub, student: Student, repo: str, branch: str,
+               folder: str) -> None:
+    """What an nbgitpuller link does: pull the release into the student's home."""
+    from urllib.parse import urlencode
+    t0 = time.perf_counter()
+    query = urlencode({"repo": repo, "branch": branch, "targetpath": folder})
+    status, text = await api(hub, "GET", f"/user/{student.name}/git-pull/api?{query}",
+                             student.token, timeout=300, raw=True)
+    events = [json.loads(line[5:]) for line in str(text).splitlines()
+              if line.startswith("data:")]
+    if status != 200 or not events or events[-1].get("phase") != "finished":
+        said = events[-1].get("message") if events else str(text)[:300]
+        raise HubError(f"{student.name}: nbgitpuller did not finish ({status}: {said})")
+    student.pull_s = time.perf_counter() - t0
+
+
+def _message(msg_type: str, content: dict, session: str) -> dict:
+    return {"header": {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session,
+                       "username": "student", "version": "5.3",
+                       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "parent_header": {}, "metadata": {}, "content": content, "channel": "shell",
+            "buffers": []}
+
+
+class KernelClient:
+    """A kernel of the student's server, driven over its websocket (as the browser does)."""
+
+    def __init__(self, hub: LoopbackHub, student: Student, kernel_id: str):
+        self.hub, self.student, self.kernel_id = hub, student, kernel_id
+        self.session, self.ws = uuid.uuid4().hex, None
+
+    async def connect(self) -> None:
+        from tornado.httpclient import HTTPRequest
+        from tornado.websocket import websocket_connect
+        url = (self.hub.url.replace("http", "ws", 1) + f"/user/{self.student.name}/api/kernels/"
+               f"{self.kernel_id}/channels?session_id={self.session}")
+        self.ws = await websocket_connect(HTTPRequest(url, headers={
+            "Authorization": f"token {self.student.token}"}), max_message_size=256 << 20)
+        await self.request("kernel_info_request", {}, timeout=120)
+
+    async def request(self, msg_type: str, content: dict, timeout: float) -> tuple[dict, list]:
+        """Send one shell request; return its reply and the outputs it produced."""
+        msg = _message(msg_type, content, self.session)
+        await self.ws.write_message(json.dumps(msg))
+        reply, outputs, idle = None, [], False
+        deadline = time.perf_counter() + timeout
+        while reply is None or not idle:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError(f"no answer to {msg_type} within {timeout:.0f} s")
+            raw = await asyncio.wait_for(self.ws.read_message(), left)
+            if raw is None:
+                raise KernelDied("the connection to the kernel closed")
+            m = json.loads(raw)
+            state = m.get("content", {}).get("execution_state")
+            if m.get("msg_type") == "status" and state in ("restarting", "dead"):
+                raise KernelDied(f"the kernel died (status {state})")
+            if m.get("parent_header", {}).get("msg_id") != msg["header"]["msg_id"]:
+                continue
+            if m["channel"] == "shell":
+                reply = m["content"]
+            elif m["msg_type"] == "status":
+                idle = state == "idle"
+            elif m["msg_type"] in ("stream", "display_data", "execute_result", "error"):
+                outputs.append(_output(m))
+        return reply, outputs
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            self.ws.close()
+
+
+def _output(m: dict) -> dict:
+    c, kind = m["content"], m["msg_type"]
+    if kind == "stream":
+        return {"output_type": "stream", "name": c["name"], "text": c["text"]}
+    if kind == "error":
+        return {"output_type": "error", "ename": c["ename"], "evalue": c["evalue"],
+                "traceback": c["traceback"]}
+    out = {"output_type": kind, "data": c.get("data", {}), "metadata": c.get("metadata", {})}
+    if kind == "execute_result":
+        out["execution_count"] = c.get("execution_count")
+    return out
+
+
+async def open_kernel(hub: LoopbackHub, student: Student, path: str) -> KernelClient:
+    status, session = await api(hub, "POST", f"/user/{student.name}/api/sessions",
+                                student.token, {"path": path, "type": "notebook",
+                                                "name": Path(path).name,
+                                                "kernel": {"name": "python3"}}, timeout=180)
+    if status != 201:
+        raise HubError(f"{student.name}: no kernel for {path} ({status}: {session})")
+    kernel = KernelClient(hub, student, session["kernel"]["id"])
+    await kernel.connect()
+    return kernel
+
+
+async def save(hub: LoopbackHub, student: Student, path: str, nb: dict) -> tuple[int, object]:
+    """Save the notebook through the contents API, as the browser's save does."""
+    return await api(hub, "PUT", f"/user/{student.name}/api/contents/{path}", student.token,
+                     {"type": "notebook", "format": "json", "content": nb}, timeout=120)
+
+
+async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: float) -> dict:
+    """Run every code cell of the student's notebook in order through their kernel, as "Run
+    all" does (an exercise left for the student, tagged raises-exception, may stop at its
+    stub); save it with its outputs. A kernel that dies: the notebook is saved with the
+    outputs so far, and KernelDied says so."""
+    status, model = await api(hub, "GET", f"/user/{student.name}/api/contents/{path}",
+                              student.token, timeout=120)
+    if status != 200:
+        raise HubError(f"{student.name}: cannot open {path} ({status}: {model})")
+    nb = model["content"]
+    kernel = await open_kernel(hub, student, path)
+    t0 = time.perf_counter()
+    try:
+        for i, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            left = timeout - (time.perf_counter() - t0)
+            try:
+                reply, outputs = await kernel.request("execute_request", {
+                    "code": cell["source"], "silent": False, "store_history": True,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+                    timeout=max(left, 1))
+            except KernelDied as e:
+                saved, _ = await save(hub, student, path, nb)
+                raise KernelDied(f"{student.name}: {e} while cell {i} ran; the notebook "
+                                 f"{'is saved with the outputs so far' if saved == 200 else 'could not be saved'}"
+                                 ": restart the kernel and run it again from the top") from None
+            cell["outputs"], cell["execution_count"] = outputs, reply.get("execution_count")
+            student.cells += 1
+            if reply.get("status") == "error" and "raises-exception" not in \
+                    cell.get("metadata", {}).get("tags", []):
+                student.errors.append(f"cell {i}: {reply.get('ename')}: {reply.get('evalue')}")
+                break
+        student.notebook_s = time.perf_counter() - t0
+    finally:
+        await kernel.close()
+    status, said = await save(hub, student, path, nb)
+    if status != 200:
+        student.errors.append(f"save: {status}: {said}")
+    return nb
+
+
+async def submit(hub: LoopbackHub, student: Student) -> None:
+    """Fetch the assignment, answer it, and submit it through nbgrader's server extension
+    (the Assignments tab's requests)."""
+    body = {"course_id": COURSE_ID, "assignment_id": ASSIGNMENT}
+    status, listing = await api(hub, "POST", f"/user/{student.name}/assignments/fetch",
+                                student.token, body, timeout=120)
+    if status != 200 or not isinstance(listing, dict) or not listing.get("success", False):
+        raise HubError(f"{student.name}: fetch failed ({status}: {str(listing)[:300]})")
+    path = f"{ASSIGNMENT}/{ASSIGNMENT}.ipynb"
+    status, model = await api(hub, "GET", f"/user/{student.name}/api/contents/{path}",
+                              student.token)
+    if status != 200:
+        raise HubError(f"{student.name}: the fetched assignment is not at {path} ({status})")
+    nb = model["content"]
+    for cell in nb["cells"]:
+        if "raise NotImplementedError" in cell["source"]:
+            cell["source"] = "def depth(n):\n    return 6 * n + 2\n"
+    status, said = await save(hub, student, path, nb)
+    if status != 200:
+        raise HubError(f"{student.name}: could not save the assignment ({status}: {said})")
+    status, result = await api(hub, "POST", f"/user/{student.name}/assignments/submit",
+                               student.token, body, timeout=120)
+    if status != 200 or not isinstance(result, dict) or not result.get("success", False):
+        raise HubError(f"{student.name}: submit failed ({status}: {str(result)[:300]})")
+    student.submitted = True
+
+
+# --- the teacher's side ----------------------------------------------------------------
+
+ASSIGNMENT_CELLS = [
+    ("markdown", {}, "Write `depth(n)`: the number of weighted layers of the CIFAR ResNet "
+                     "with n blocks per stage (He et al. 2015, Sec. 4.2)."),
+    ("code", {"solution": True, "grade": False, "locked": False, "grade_id": "depth"},
+     "def depth(n):\n    ### BEGIN SOLUTION\n    return 6 * n + 2\n    ### END SOLUTION"),
+    ("code", {"solution": False, "grade": True, "locked": True, "points": 1,
+              "grade_id": "test_depth"}, "assert depth(3) == 20 and depth(18) == 110"),
+]
+
+
+def nbgrader(course: Path, *args: str, timeout: float = 600) -> str:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # alembic
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PATH": path})
+    if done.returncode != 0:
+        raise HubError(f"nbgrader {args[0]} failed: {(done.stdout + done.stderr)[-1500:]}")
+    return done.stdout + done.stderr
+
+
+def prepare_course(work: Path, user: RunAs) -> tuple[Path, Path]:
+    """An nbgrader course with one assignment released into a shared exchange; the students'
+    nbgrader configuration (the exchange, the course, their hub name as student id)."""
+    import nbformat
+    course, exchange, etc = work / "course", work / "exchange", work / "etc-jupyter"
+    for folder in (course / "source" / ASSIGNMENT, exchange, etc):
+        folder.mkdir(parents=True, exist_ok=True)
+    exchange.chmod(0o777)                                   # nbgrader's shared exchange
+    (course / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.root = {str(course)!r}\n"
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\nc.Exchange.root = {str(exchange)!r}\n")
+    (etc / "nbgrader_config.py").write_text(
+        "import os\nc = get_config()\n"
+        f"c.CourseDirectory.course_id = {COURSE_ID!r}\nc.Exchange.root = {str(exchange)!r}\n"
+        "# Every student's server may run as one system user: name them by their hub name.\n"
+        "c.CourseDirectory.student_id = os.environ.get('JUPYTERHUB_USER', '*')\n")
+    nb = nbformat.v4.new_notebook()
+    for kind, meta, source in ASSIGNMENT_CELLS:
+        cell = (nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell)(
+            source)
+        if meta:
+            cell.metadata["nbgrader"] = {**meta, "schema_version": 3}
+        nb.cells.append(cell)
+    nbformat.write(nb, course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    nbgrader(course, "release_assignment", ASSIGNMENT, "--force")
+    return course, etc
+
+
+def prepare_release(work: Path, user: RunAs) -> str:
+    """The class release as the branch `class` of a local repository: the nbgitpuller URL."""
+    from tools import release
+    repo = work / "course.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(repo)], check=True)
+    release.make_release_folder(work / "release")
+    release.commit_release(work / "release", "class", repo, "class release (loopback class)")
+    # Owned by the students' user: git refuses a repository another user owns ("dubious
+    # ownership"); on a real hub the release comes from GitHub.
+    subprocess.run(["chown", "-R", f"{user.uid}:{user.gid}", str(repo)], check=True)
+    return repo.as_uri()
+
+
+def prepare_data(work: Path) -> tuple[str, Path, float]:
+    """CIFAR-10 decoded once into a shared cache, then made read-only (folder and file):
+    (RESNET_NB_DATA, RESNET_NB_CACHE, seconds)."""
+    from resnet_nb import data as D
+    source = os.environ.get("RESNET_NB_DATA")
+    if not source or not Path(source).exists():
+        raise HubError("RESNET_NB_DATA does not name a CIFAR-10 copy: the class reads one "
+                       "shared copy (e.g. export RESNET_NB_DATA=.../cifar10-jpeg.tar.gz)")
+    cache = work / "shared" / "cache"
+    cache.mkdir(parents=True)
+    t0 = time.perf_counter()
+    # A decode this machine made before is copied (the loader reads it when it is this
+    # copy's, and decodes again when it is not); the loader leaves the one it uses.
+    for old in sorted(D.default_cache_dir().glob("cifar10-*.pt"))[:3]:
+        shutil.copy2(old, cache / old.name)
+    D.load_cifar10(source, cache_dir=cache, verbose=False)
+    took = time.perf_counter() - t0
+    for path in cache.iterdir():
+        path.chmod(0o444)
+    cache.chmod(0o555)
+    return str(Path(source).resolve()), cache, took
+
+
+# --- measuring -------------------------------------------------------------------------
+
+def student_processes(run_id: str) -> dict[str, list]:
+    """Each student's processes (server and kernels), by the hub name in their environment."""
+    import psutil
+    found: dict[str, list] = {}
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            env = proc.environ()
+        except (psutil.Error, OSError):
+            continue
+        if env.get(RUN_MARK) == run_id and env.get("JUPYTERHUB_USER"):
+            found.setdefault(env["JUPYTERHUB_USER"], []).append(proc)
+    return found
+
+
+class MemorySampler:
+    """Samples every student's resident memory (server + kernels) every `every` seconds in a
+    thread; keeps each one's peak."""
+
+    def __init__(self, run_id: str, students: dict[str, Student], every: float = 2.0):
+        import threading
+        self.run_id, self.students, self.every = run_id, students, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        import psutil
+        while not self._stop.is_set():
+            for name, procs in student_processes(self.run_id).items():
+                rss = 0
+                for proc in procs:
+                    try:
+                        rss += proc.memory_info().rss
+                    except psutil.Error:
+                        pass
+                if name in self.students:
+                    s = self.students[name]
+                    s.peak_rss_mb = max(s.peak_rss_mb, rss / 2**20)
+            self._stop.wait(self.every)
+
+    def proportional(self) -> None:
+        """Each student's proportional set size now (shared pages counted once in all)."""
+        import psutil
+        for name, procs in student_processes(self.run_id).items():
+            total = 0
+            for proc in procs:
+                try:
+                    total += proc.memory_full_info().pss
+                except (psutil.Error, AttributeError):
+                    pass
+            if name in self.students:
+                self.students[name].pss_mb = total / 2**20
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _spread(values: list[float]) -> dict:
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "median": round(statistics.median(values), 1),
+            "max": round(max(values), 1), "min": round(min(values), 1)}
+
+
+# --- the class -------------------------------------------------------------------------
+
+def student_names(n: int) -> list[str]:
+    return [f"student{i:02d}" for i in range(1, n + 1)]
+
+
+def create_students(hub: LoopbackHub, names: list[str]) -> dict[str, Student]:
+    """The students, created by the teacher's service, each with a token of their own."""
+    status, said = hub.request_sync("POST", "/hub/api/users", body={"usernames": names})
+    if status != 201:
+        raise HubError(f"could not create the students ({status}: {said})")
+    students = {}
+    for name in names:
+        status, token = hub.request_sync("POST", f"/hub/api/users/{name}/tokens",
+                                         body={"note": "class test", "expires_in": 7200})
+        if status != 201:
+            raise HubError(f"no token for {name} ({status}: {token})")
+        students[name] = Student(name, token["token"])
+    return students
+
+
+async def student_session(hub: LoopbackHub, student: Student, repo: str, notebook: str,
+                          settings: ClassSettings) -> None:
+    """One student's class: log in (their token), start, pull, run the notebook, submit."""
+    from tornado.httpclient import AsyncHTTPClient
+    AsyncHTTPClient.configure(None, max_clients=max(10, 2 * settings.students))
+    try:
+        await spawn(hub, student, settings.spawn_timeout_s + 30)
+        await pull(hub, student, repo, "class", "resnet-nb")
+        await run_notebook(hub, student, f"resnet-nb/notebooks/{notebook}",
+                           settings.notebook_timeout_s)
+        await submit(hub, student)
+    except (HubError, KernelDied, TimeoutError, OSError) as e:
+        student.errors.append(str(e))
+
+
+def environment(data: str, cache: Path, etc: Path, settings: ClassSettings) -> dict:
+    """The students' environment, as the hub sets it (deploy/ sets the same variables)."""
+    return {"RESNET_NB_PROFILE": "smoke", "RESNET_NB_DATA": data, "RESNET_NB_CACHE": str(cache),
+            "TQDM_DISABLE": "1", "OMP_WAIT_POLICY": "PASSIVE",
+            "OMP_NUM_THREADS": str(settings.threads), "PYTHONDONTWRITEBYTECODE": "1",
+            # The students' nbgrader settings, then this environment's (its server extensions:
+            # nbgitpuller, nbgrader), also when the servers run a shim Python (run_as).
+            "JUPYTER_CONFIG_PATH": os.pathsep.join([str(etc), f"{sys.prefix}/etc/jupyter"]),
+            "JUPYTER_PATH": f"{sys.prefix}/share/jupyter"}
+
+
+def prepare(work: Path, settings: ClassSettings) -> tuple[RunAs, str, dict, Path, dict]:
+    """The teacher's side: who runs it, the release, the shared data, the course."""
+    t0 = time.perf_counter()
+    work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o755)
+    user = run_as(work, settings.allow_root)
+    repo = prepare_release(work, user)
+    data, cache, decode_s = prepare_data(work)
+    course, etc = prepare_course(work, user)
+    timing = {"prepare_s": round(time.perf_counter() - t0, 1), "shared_cache_s": round(decode_s, 1)}
+    return user, repo, environment(data, cache, etc, settings), course, timing
+
+
+def collect(course: Path) -> tuple[list[str], dict[str, float]]:
+    """The teacher collects and autogrades; returns who was collected and their scores."""
+    nbgrader(course, "collect", ASSIGNMENT)
+    submitted = course / "submitted"
+    collected = sorted(p.name for p in (submitted.iterdir() if submitted.is_dir() else [])
+                       if (p / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file())
+    if not collected:
+        return [], {}
+    nbgrader(course, "autograde", ASSIGNMENT, "--force")
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        scores = {s: gb.find_submission(ASSIGNMENT, s).score for s in collected}
+    return collected, scores
+
+
+def run_class(settings: ClassSettings, work: Path) -> dict:
+    """Simulate one class in `work` (a scratch folder); return the measurements."""
+    t_all = time.perf_counter()
+    user, repo, env, course, timing = prepare(work, settings)
+    students: dict[str, Student] = {}
+    with LoopbackHub(work, settings, user, env) as hub:
+        hub_start = hub.start_hub()
+        students = create_students(hub, student_names(settings.students))
+        t0 = time.perf_counter()
+        with MemorySampler(hub.run_id, students) as sampler:
+            async def everyone():
+                await asyncio.gather(*(student_session(hub, s, repo, settings.notebook,
+                                                       settings) for s in students.values()))
+            try:
+                asyncio.run(asyncio.wait_for(everyone(), settings.total_timeout_s))
+            except asyncio.TimeoutError:
+                for s in students.values():
+                    if not s.submitted and not s.errors:
+                        s.errors.append(f"not done within {settings.total_timeout_s} s")
+            sampler.proportional()
+        class_s = time.perf_counter() - t0
+        collected, scores = collect(course)
+        leftovers_before_close = len(find_leftovers(hub.run_id))
+    left = len(find_leftovers(hub.run_id))
+    return {
+        "students": settings.students, "notebook": settings.notebook, "run_as": user.mode,
+        "torch_threads_per_kernel": settings.threads, "cpus": os.cpu_count(),
+        **timing, "hub_start_s": round(hub_start, 1),
+        "spawn_s": _spread([s.spawn_s for s in students.values()]),
+        "pull_s": _spread([s.pull_s for s in students.values()]),
+        "notebook_s": _spread([s.notebook_s for s in students.values()]),
+        "peak_rss_mb": _spread([s.peak_rss_mb or None for s in students.values()]),
+        "pss_mb_after_notebook": _spread([s.pss_mb for s in students.values()]),
+        "class_s": round(class_s, 1), "collected": collected, "scores": scores,
+        "processes_while_running": leftovers_before_close, "processes_left": left,
+        "errors": {s.name: s.errors for s in students.values() if s.errors},
+        "wall_s": round(time.perf_counter() - t_all, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Simulate a class on a real JupyterHub on "
+                                            "127.0.0.1 and print the measurements (JSON).")
+    p.add_argument("--students", type=int, default=10)
+    p.add_argument("--notebook", default=ClassSettings.notebook)
+    p.add_argument("--threads", type=int, default=ClassSettings.threads,
+                   help="torch threads per kernel (default 1, a hub's 1-CPU limit)")
+    p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
+    p.add_argument("--allow-root", action="store_true",
+                   help="as root, run the servers as root with --allow-root")
+    args = p.parse_args(argv)
+    if not 1 <= args.students <= 200:
+        p.error("--students must be between 1 and 200")
+    settings = ClassSettings(students=args.students, notebook=args.notebook,
+                             threads=args.threads, allow_root=args.allow_root)
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="class-hub-") as tmp:
+        work = args.work or Path(tmp) / "class"
+        try:
+            result = run_class(settings, work)
+        except HubError as e:
+            print(f"class_hub: {e}", file=sys.stderr)
+            return 2
+    print(json.dumps(result, indent=1))
+    return 0 if not result["errors"] and len(result["collected"]) == args.students else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,7 +9,8 @@ What it does, in order, each step bounded in time, and then everything stopped:
    left read-only to the students (RESNET_NB_DATA, RESNET_NB_CACHE in the hub's environment),
    and an nbgrader course with one assignment released into a shared exchange;
 2. configurable-http-proxy (from npm, .ci/hub_proxy.sh puts it in .hub-proxy/) and JupyterHub
-   (the dummy authenticator, the simple local spawner, Spawner.http_timeout 180 s) on
+   (the first-use authenticator, as on The Littlest JupyterHub, the simple local
+   spawner, Spawner.http_timeout 180 s) on
    127.0.0.1, as an unprivileged user when this runs as root (see `run_as` below);
 3. N students, each with a token of their own from the REST API, start their servers at once,
    pull the release through nbgitpuller's API, run the smoke profile of one course notebook
@@ -69,6 +70,7 @@ class ClassSettings:
     notebook_timeout_s: int = 900
     total_timeout_s: int = 1800
     allow_root: bool = False           # run the servers as root with --allow-root
+    active_server_limit: int = 0       # JupyterHub.active_server_limit (0: none)
 
 
 @dataclass
@@ -199,7 +201,11 @@ c.JupyterHub.pid_file = "{hub}/jupyterhub.pid"
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{api_port}"
 c.JupyterHub.cleanup_servers = False
-c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.active_server_limit = {active_server_limit}
+# As on The Littlest JupyterHub: the first login sets a student's password, so a second
+# student who picks a name already taken is refused instead of opening its notebooks.
+c.JupyterHub.authenticator_class = "firstuseauthenticator.FirstUseAuthenticator"
+c.FirstUseAuthenticator.dbm_path = "{hub}/passwords.dbm"
 c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{homes}/{{username}}"
@@ -253,7 +259,8 @@ class LoopbackHub:
             proxy_port=self.proxy_port, hub_port=self.hub_port, api_port=self.api_port,
             hub=self.hub_dir, homes=self.homes, python=self.user.python, args=args,
             spawn_timeout=self.settings.spawn_timeout_s, environment=self.environment,
-            admin_token=self.admin_token))
+            admin_token=self.admin_token,
+            active_server_limit=self.settings.active_server_limit))
 
     def start_proxy(self) -> None:
         if not PROXY.exists():
@@ -526,7 +533,7 @@ async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: f
             except KernelDied as e:
                 saved, _ = await save(hub, student, path, nb)
                 raise KernelDied(f"{student.name}: {e} while cell {i} ran; the notebook "
-                                 f"{'is saved with the outputs so far' if saved == 200 else 'could not be saved'}"
+                                 f"{'is saved with the outputs so far' if saved in (200, 201) else 'could not be saved'}"
                                  ": restart the kernel and run it again from the top") from None
             cell["outputs"], cell["execution_count"] = outputs, reply.get("execution_count")
             student.cells += 1
@@ -538,7 +545,7 @@ async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: f
     finally:
         await kernel.close()
     status, said = await save(hub, student, path, nb)
-    if status != 200:
+    if status not in (200, 201):
         student.errors.append(f"save: {status}: {said}")
     return nb
 
@@ -561,7 +568,7 @@ async def submit(hub: LoopbackHub, student: Student) -> None:
         if "raise NotImplementedError" in cell["source"]:
             cell["source"] = "def depth(n):\n    return 6 * n + 2\n"
     status, said = await save(hub, student, path, nb)
-    if status != 200:
+    if status not in (200, 201):
         raise HubError(f"{student.name}: could not save the assignment ({status}: {said})")
     status, result = await api(hub, "POST", f"/user/{student.name}/assignments/submit",
                                student.token, body, timeout=120)
@@ -634,9 +641,10 @@ def prepare_release(work: Path, user: RunAs) -> str:
     return repo.as_uri()
 
 
-def prepare_data(work: Path) -> tuple[str, Path, float]:
+def prepare_data(work: Path, reuse: Path | None = None) -> tuple[str, Path, float]:
     """CIFAR-10 decoded once into a shared cache, then made read-only (folder and file):
-    (RESNET_NB_DATA, RESNET_NB_CACHE, seconds)."""
+    (RESNET_NB_DATA, RESNET_NB_CACHE, seconds). A decode found in `reuse` (default: this
+    user's cache) is copied instead when it is this copy's."""
     from resnet_nb import data as D
     source = os.environ.get("RESNET_NB_DATA")
     if not source or not Path(source).exists():
@@ -647,7 +655,7 @@ def prepare_data(work: Path) -> tuple[str, Path, float]:
     t0 = time.perf_counter()
     # A decode this machine made before is copied (the loader reads it when it is this
     # copy's, and decodes again when it is not); the loader leaves the one it uses.
-    for old in sorted(D.default_cache_dir().glob("cifar10-*.pt"))[:3]:
+    for old in sorted(Path(reuse or D.default_cache_dir()).glob("cifar10-*.pt"))[:3]:
         shutil.copy2(old, cache / old.name)
     D.load_cifar10(source, cache_dir=cache, verbose=False)
     took = time.perf_counter() - t0
@@ -775,14 +783,16 @@ def environment(data: str, cache: Path, etc: Path, settings: ClassSettings) -> d
             "JUPYTER_PATH": f"{sys.prefix}/share/jupyter"}
 
 
-def prepare(work: Path, settings: ClassSettings) -> tuple[RunAs, str, dict, Path, dict]:
-    """The teacher's side: who runs it, the release, the shared data, the course."""
+def prepare(work: Path, settings: ClassSettings, shared: tuple[str, Path] | None = None
+            ) -> tuple[RunAs, str, dict, Path, dict]:
+    """The teacher's side: who runs it, the release, the shared data (`shared`: a copy and
+    cache prepared before), the course."""
     t0 = time.perf_counter()
     work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
     user = run_as(work, settings.allow_root)
     repo = prepare_release(work, user)
-    data, cache, decode_s = prepare_data(work)
+    data, cache, decode_s = (*shared, 0.0) if shared else prepare_data(work)
     course, etc = prepare_course(work, user)
     timing = {"prepare_s": round(time.perf_counter() - t0, 1), "shared_cache_s": round(decode_s, 1)}
     return user, repo, environment(data, cache, etc, settings), course, timing
@@ -803,10 +813,11 @@ def collect(course: Path) -> tuple[list[str], dict[str, float]]:
     return collected, scores
 
 
-def run_class(settings: ClassSettings, work: Path) -> dict:
+def run_class(settings: ClassSettings, work: Path, shared: tuple[str, Path] | None = None
+              ) -> dict:
     """Simulate one class in `work` (a scratch folder); return the measurements."""
     t_all = time.perf_counter()
-    user, repo, env, course, timing = prepare(work, settings)
+    user, repo, env, course, timing = prepare(work, settings, shared)
     students: dict[str, Student] = {}
     with LoopbackHub(work, settings, user, env) as hub:
         hub_start = hub.start_hub()

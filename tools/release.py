@@ -45,7 +45,8 @@ MARKER = ".class-release"
 # conda-forge names for the image's environment.yml, where they differ from PyPI's. The
 # single-user image needs only jupyterhub's single-user server, not the hub.
 CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base",
-               "jupyterhub": "jupyterhub-singleuser"}
+               "jupyterhub": "jupyterhub-singleuser",
+               "jupyterhub-firstuseauthenticator": None}      # the hub's, not the image's
 IMAGE_EXTRAS = ("notebook", "hub")         # besides the package's own dependencies
 PYTHON = "3.11"                            # the image's Python (the one CI tests)
 
@@ -107,7 +108,7 @@ def image_requirements(data: dict) -> list[str]:
         if req.marker and not req.marker.evaluate({"python_version": PYTHON}):
             continue
         found[CONDA_NAMES.get(req.name, req.name)] = str(req.specifier)
-    return [f"{name}{spec}" for name, spec in found.items()]
+    return [f"{name}{spec}" for name, spec in found.items() if name]
 
 
 def environment_yml(data: dict) -> str:

@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_nb train|reproduce|info ...`.
+"""The command line: `python -m resnet_nb train|reproduce|info|hub-link ...`.
 
 Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
 to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
@@ -103,7 +103,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the paper-against-measured table of the stored runs and exit")
     r.add_argument("--only", help=argparse.SUPPRESS)     # one run, in a child process
     sub.add_parser("info", help="versions, device, profile and data source")
+    h = sub.add_parser("hub-link", help="the nbgitpuller links that hand the class release out "
+                                        "on a JupyterHub (defaults: ./pyproject.toml)")
+    h.add_argument("notebooks", nargs="*", help="notebooks to link, e.g. 01_degradation.ipynb "
+                                                "(the notebooks/ folder is always linked)")
+    h.add_argument("--hub", help="the hub's address, e.g. https://hub.example.org")
+    h.add_argument("--repo", help="the course repository's address")
+    h.add_argument("--branch", help="the class release branch (default: release-branch)")
+    h.add_argument("--app", default="lab", choices=("lab", "notebook", "classic"))
     return p
+
+
+def _hub_link(args) -> int:
+    from .hub import course_settings, hub_links
+    found = course_settings()
+    hub, repo = args.hub or found.get("hub"), args.repo or found.get("repo")
+    branch = args.branch or found.get("branch")
+    missing = [f"--{name}" for name, value in (("hub", hub), ("repo", repo), ("branch", branch))
+               if not value]
+    if missing:
+        raise ValueError(f"give {', '.join(missing)} (or run this in the course's folder, "
+                         "whose pyproject.toml names them: Repository, release-branch, hub-url)")
+    here = Path("notebooks")
+    unknown = [n for n in args.notebooks if found and here.is_dir()
+               and not (here / n.removeprefix("notebooks/")).is_file()]
+    if unknown:
+        raise ValueError(f"no {', '.join(unknown)} in {here.resolve()}: name notebooks as they "
+                         "are in notebooks/, e.g. 01_degradation.ipynb")
+    for what, link in hub_links(hub, repo, branch, args.notebooks, args.app):
+        print(f"{what:<32}{link}")
+    return 0
 
 
 class _Stopped(KeyboardInterrupt):
@@ -142,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "reproduce":
             return _reproduce(args, argv if argv is not None else sys.argv[1:])
+        if args.command == "hub-link":
+            return _hub_link(args)
         return _train(args, state) if args.command == "train" else _info()
     except KeyboardInterrupt:
         signum = _signals_received[-1] if _signals_received else signal.SIGINT

@@ -218,3 +218,17 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert (taken / "thesis.tex").read_text() == "mine"
     with pytest.raises(R.ReleaseError, match="not a branch name"):
         R.commit_release(taken, "no spaces", tmp_path)
+
+
+def test_the_notebooks_of_a_pulled_release_find_its_reference_runs(release, monkeypatch):
+    """On a hub the package is installed in the image and the release is pulled into the
+    student's home: a notebook's kernel (running in notebooks/) finds ../reference."""
+    from resnet_nb import reference
+    folder = release[0]
+    monkeypatch.delenv("RESNET_NB_REFERENCE", raising=False)
+    monkeypatch.setattr(reference, "_checkout_reference", lambda: folder / "not-here")
+    monkeypatch.chdir(folder / "notebooks")
+    assert reference.reference_dir() == folder / "reference"
+    assert reference.load_history("resnet-20").config       # checked against its manifest
+    monkeypatch.chdir(folder.parent)                          # elsewhere: the checkout's
+    assert reference.reference_dir() == folder / "not-here"

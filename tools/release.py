@@ -47,6 +47,9 @@ MARKER = ".class-release"
 CONDA_NAMES = {"torch": "pytorch-cpu", "matplotlib": "matplotlib-base",
                "jupyterhub": "jupyterhub-singleuser",
                "jupyterhub-firstuseauthenticator": None}      # the hub's, not the image's
+# The hub of Zero to JupyterHub's 4.x chart and of The Littlest JupyterHub runs JupyterHub 5:
+# the image's single-user server keeps its major version.
+IMAGE_PINS = {"jupyterhub-singleuser": ">=5,<6"}
 IMAGE_EXTRAS = ("notebook", "hub")         # besides the package's own dependencies
 PYTHON = "3.11"                            # the image's Python (the one CI tests)
 
@@ -107,7 +110,8 @@ def image_requirements(data: dict) -> list[str]:
         req = Requirement(dep)
         if req.marker and not req.marker.evaluate({"python_version": PYTHON}):
             continue
-        found[CONDA_NAMES.get(req.name, req.name)] = str(req.specifier)
+        name = CONDA_NAMES.get(req.name, req.name)
+        found[name] = IMAGE_PINS.get(name, str(req.specifier))
     return [f"{name}{spec}" for name, spec in found.items() if name]
 
 

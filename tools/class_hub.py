@@ -45,7 +45,7 @@ import sys
 import sysconfig
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +71,9 @@ class ClassSettings:
     total_timeout_s: int = 1800
     allow_root: bool = False           # run the servers as root with --allow-root
     active_server_limit: int = 0       # JupyterHub.active_server_limit (0: none)
+    # At most this many notebooks run at once (0: all); with a limit, each kernel is shut down
+    # after its notebook, so that a class larger than this machine's memory can be measured.
+    notebooks_at_once: int = 0
 
 
 @dataclass
@@ -141,11 +144,31 @@ def _shim_python(folder: Path) -> str | None:
     return str(folder / "bin" / "python")
 
 
+def closed_to_others(path: Path) -> Path | None:
+    """The first folder on the way to `path` that other users cannot enter, if any."""
+    for folder in [*reversed(Path(path).resolve().parents), Path(path).resolve()]:
+        if folder.exists() and not folder.stat().st_mode & 0o001:
+            return folder
+    return None
+
+
+def scratch_folder(prefix: str = "class-hub-") -> Path:
+    """A temporary folder that an unprivileged user can enter (tempfile's are closed)."""
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o755)
+    return folder
+
+
 def run_as(work: Path, allow_root: bool = False) -> RunAs:
     """This user when it is not root; as root, the unprivileged `nobody` with a Python it can
     run, else (or with allow_root) root with the servers' --allow-root."""
     if os.geteuid() != 0:
         return RunAs(os.geteuid(), os.getegid(), sys.executable, "this user (not root)")
+    closed = closed_to_others(work)
+    if closed is not None and not allow_root:
+        return RunAs(0, 0, sys.executable, f"root, single-user servers with --allow-root "
+                                           f"({closed} is closed to other users)")
     if not allow_root:
         nobody = pwd.getpwnam("nobody")
         for python in (sys.executable, _shim_python(work / "python")):
@@ -498,6 +521,7 @@ async def open_kernel(hub: LoopbackHub, student: Student, path: str) -> KernelCl
     if status != 201:
         raise HubError(f"{student.name}: no kernel for {path} ({status}: {session})")
     kernel = KernelClient(hub, student, session["kernel"]["id"])
+    kernel.session_id = session["id"]
     await kernel.connect()
     return kernel
 
@@ -508,7 +532,8 @@ async def save(hub: LoopbackHub, student: Student, path: str, nb: dict) -> tuple
                      {"type": "notebook", "format": "json", "content": nb}, timeout=120)
 
 
-async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: float) -> dict:
+async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: float,
+                       shutdown: bool = False) -> dict:
     """Run every code cell of the student's notebook in order through their kernel, as "Run
     all" does (an exercise left for the student, tagged raises-exception, may stop at its
     stub); save it with its outputs. A kernel that dies: the notebook is saved with the
@@ -542,8 +567,13 @@ async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: f
                 student.errors.append(f"cell {i}: {reply.get('ename')}: {reply.get('evalue')}")
                 break
         student.notebook_s = time.perf_counter() - t0
+        student.pss_mb = await asyncio.get_running_loop().run_in_executor(
+            None, proportional_mb, hub.run_id, student.name)
     finally:
         await kernel.close()
+        if shutdown:
+            await api(hub, "DELETE", f"/user/{student.name}/api/sessions/{kernel.session_id}",
+                      student.token)
     status, said = await save(hub, student, path, nb)
     if status not in (200, 201):
         student.errors.append(f"save: {status}: {said}")
@@ -706,19 +736,6 @@ class MemorySampler:
                     s.peak_rss_mb = max(s.peak_rss_mb, rss / 2**20)
             self._stop.wait(self.every)
 
-    def proportional(self) -> None:
-        """Each student's proportional set size now (shared pages counted once in all)."""
-        import psutil
-        for name, procs in student_processes(self.run_id).items():
-            total = 0
-            for proc in procs:
-                try:
-                    total += proc.memory_full_info().pss
-                except (psutil.Error, AttributeError):
-                    pass
-            if name in self.students:
-                self.students[name].pss_mb = total / 2**20
-
     def __enter__(self):
         self._thread.start()
         return self
@@ -726,6 +743,19 @@ class MemorySampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def proportional_mb(run_id: str, name: str) -> float:
+    """A student's proportional set size now, in MB (shared pages divided among their users,
+    so that the students' figures add up to the machine's)."""
+    import psutil
+    total = 0
+    for proc in student_processes(run_id).get(name, []):
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            pass
+    return total / 2**20
 
 
 def _spread(values: list[float]) -> dict:
@@ -758,15 +788,18 @@ def create_students(hub: LoopbackHub, names: list[str]) -> dict[str, Student]:
 
 
 async def student_session(hub: LoopbackHub, student: Student, repo: str, notebook: str,
-                          settings: ClassSettings) -> None:
+                          settings: ClassSettings, turns: asyncio.Semaphore | None) -> None:
     """One student's class: log in (their token), start, pull, run the notebook, submit."""
-    from tornado.httpclient import AsyncHTTPClient
-    AsyncHTTPClient.configure(None, max_clients=max(10, 2 * settings.students))
     try:
         await spawn(hub, student, settings.spawn_timeout_s + 30)
         await pull(hub, student, repo, "class", "resnet-nb")
-        await run_notebook(hub, student, f"resnet-nb/notebooks/{notebook}",
-                           settings.notebook_timeout_s)
+        if turns is None:
+            await run_notebook(hub, student, f"resnet-nb/notebooks/{notebook}",
+                               settings.notebook_timeout_s)
+        else:
+            async with turns:
+                await run_notebook(hub, student, f"resnet-nb/notebooks/{notebook}",
+                                   settings.notebook_timeout_s, shutdown=True)
         await submit(hub, student)
     except (HubError, KernelDied, TimeoutError, OSError) as e:
         student.errors.append(str(e))
@@ -823,23 +856,28 @@ def run_class(settings: ClassSettings, work: Path, shared: tuple[str, Path] | No
         hub_start = hub.start_hub()
         students = create_students(hub, student_names(settings.students))
         t0 = time.perf_counter()
-        with MemorySampler(hub.run_id, students) as sampler:
+        with MemorySampler(hub.run_id, students):
             async def everyone():
+                from tornado.httpclient import AsyncHTTPClient
+                AsyncHTTPClient.configure(None, max_clients=max(10, 2 * settings.students))
+                turns = (asyncio.Semaphore(settings.notebooks_at_once)
+                         if settings.notebooks_at_once else None)
                 await asyncio.gather(*(student_session(hub, s, repo, settings.notebook,
-                                                       settings) for s in students.values()))
+                                                       settings, turns)
+                                       for s in students.values()))
             try:
                 asyncio.run(asyncio.wait_for(everyone(), settings.total_timeout_s))
             except asyncio.TimeoutError:
                 for s in students.values():
                     if not s.submitted and not s.errors:
                         s.errors.append(f"not done within {settings.total_timeout_s} s")
-            sampler.proportional()
         class_s = time.perf_counter() - t0
         collected, scores = collect(course)
         leftovers_before_close = len(find_leftovers(hub.run_id))
     left = len(find_leftovers(hub.run_id))
     return {
         "students": settings.students, "notebook": settings.notebook, "run_as": user.mode,
+        "notebooks_at_once": settings.notebooks_at_once or settings.students,
         "torch_threads_per_kernel": settings.threads, "cpus": os.cpu_count(),
         **timing, "hub_start_s": round(hub_start, 1),
         "spawn_s": _spread([s.spawn_s for s in students.values()]),
@@ -861,6 +899,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notebook", default=ClassSettings.notebook)
     p.add_argument("--threads", type=int, default=ClassSettings.threads,
                    help="torch threads per kernel (default 1, a hub's 1-CPU limit)")
+    p.add_argument("--notebooks-at-once", type=int, default=0,
+                   help="run at most this many notebooks at once (default: all)")
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed)")
     p.add_argument("--allow-root", action="store_true",
                    help="as root, run the servers as root with --allow-root")
@@ -868,15 +908,16 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= args.students <= 200:
         p.error("--students must be between 1 and 200")
     settings = ClassSettings(students=args.students, notebook=args.notebook,
-                             threads=args.threads, allow_root=args.allow_root)
-    import tempfile
-    with tempfile.TemporaryDirectory(prefix="class-hub-") as tmp:
-        work = args.work or Path(tmp) / "class"
-        try:
-            result = run_class(settings, work)
-        except HubError as e:
-            print(f"class_hub: {e}", file=sys.stderr)
-            return 2
+                             threads=args.threads, allow_root=args.allow_root,
+                             notebooks_at_once=args.notebooks_at_once)
+    tmp = scratch_folder()
+    try:
+        result = run_class(settings, args.work or tmp / "class")
+    except HubError as e:
+        print(f"class_hub: {e}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps(result, indent=1))
     return 0 if not result["errors"] and len(result["collected"]) == args.students else 1
 

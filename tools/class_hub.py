@@ -162,10 +162,12 @@ def scratch_folder(prefix: str = "class-hub-") -> Path:
 
 def run_as(work: Path, allow_root: bool = False) -> RunAs:
     """This user when it is not root; as root, the unprivileged `nobody` with a Python it can
-    run, else (or with allow_root) root with the servers' --allow-root."""
+    run, else (or with allow_root) root with the servers' --allow-root. The students' servers
+    must reach `work` and the shared CIFAR-10 copy (RESNET_NB_DATA)."""
     if os.geteuid() != 0:
         return RunAs(os.geteuid(), os.getegid(), sys.executable, "this user (not root)")
-    closed = closed_to_others(work)
+    data = os.environ.get("RESNET_NB_DATA")
+    closed = closed_to_others(work) or (closed_to_others(Path(data)) if data else None)
     if closed is not None and not allow_root:
         return RunAs(0, 0, sys.executable, f"root, single-user servers with --allow-root "
                                            f"({closed} is closed to other users)")

@@ -265,12 +265,18 @@ def load_cifar10(source: str | os.PathLike | None = None, *, cache_dir: str | os
         try:
             data = _read_cache(cache_file, label)
         except Exception as e:  # a damaged or unreadable cache is decoded again, never trusted
-            _say(verbose, f"data: the cache file {cache_file.name} cannot be used ({_why(e)}); "
-                          "decoding again")
             try:
                 cache_file.unlink()
-            except OSError:
+            except FileNotFoundError:
                 pass
+            except OSError as kept:   # a class's shared, read-only cache: refuse it in one line
+                raise DataError(      # rather than have every student's kernel decode again
+                    f"the shared data cache {_show(cache_file)} is damaged ({_why(e)}) and "
+                    f"cannot be replaced here ({kept.strerror}): ask whoever set up "
+                    "RESNET_NB_CACHE to decode CIFAR-10 into it again, or set RESNET_NB_CACHE "
+                    "to a folder of your own") from None
+            _say(verbose, f"data: the cache file {cache_file.name} cannot be used ({_why(e)}); "
+                          "decoding again")
         else:
             _say(verbose, f"data: {data} (decoded cache)")
             _say_note(verbose, _check_counts(data, label))

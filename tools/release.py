@@ -130,10 +130,11 @@ POSTBUILD = """#!/bin/bash
 set -euo pipefail
 python -m pip install --no-deps .
 # Students fetch and submit assignments (nbgrader's Assignments tab); the instructor's
-# formgrader and assignment-creation tools stay off in their image.
-jupyter server extension disable --sys-prefix nbgrader.server_extensions.formgrader
-jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader
-jupyter labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment
+# formgrader and assignment-creation panels stay hidden (and locked) in their JupyterLab.
+for plugin in @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment; do
+    jupyter labextension disable --level=sys_prefix "$plugin"
+    jupyter labextension lock --level=sys_prefix "$plugin"
+done
 """
 
 

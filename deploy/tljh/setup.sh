@@ -20,10 +20,11 @@ SHARED=/srv/resnet-nb
 #    with what a class hub needs (nbgitpuller, nbgrader).
 "$USER_ENV/bin/pip" install --quiet torch torchvision --index-url https://download.pytorch.org/whl/cpu
 "$USER_ENV/bin/pip" install --quiet "resnet_nb[notebook,hub] @ git+$REPO@$BRANCH"
-# Students fetch and submit; the instructor's nbgrader tools stay off for them.
-"$USER_ENV/bin/jupyter" server extension disable --sys-prefix nbgrader.server_extensions.formgrader
-"$USER_ENV/bin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader
-"$USER_ENV/bin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment
+# Students fetch and submit; the instructor's nbgrader panels stay hidden for them.
+for plugin in @jupyter/nbgrader:formgrader @jupyter/nbgrader:create-assignment; do
+    "$USER_ENV/bin/jupyter" labextension disable --level=sys_prefix "$plugin"
+    "$USER_ENV/bin/jupyter" labextension lock --level=sys_prefix "$plugin"
+done
 
 # 2. CIFAR-10 once for the whole class, decoded once, read-only to students.
 mkdir -p "$SHARED/data" "$SHARED/cache"

@@ -70,7 +70,8 @@ def report(alone: dict, cls: dict) -> str:
         f"hub start: {cls['hub_start_s']} s",
         f"spawn, {n} at once: median {cls['spawn_s']['median']} s, worst {cls['spawn_s']['max']} s"
         f" (one alone: {alone['spawn_s']['median']} s)",
-        f"pull with nbgitpuller: median {cls['pull_s']['median']} s, worst {cls['pull_s']['max']} s",
+        f"pull with nbgitpuller: median {cls['pull_s']['median']} s, "
+        f"worst {cls['pull_s']['max']} s",
         f"notebook {cls['notebook']} ({waves} at a time): median {cls['notebook_s']['median']} s,"
         f" worst {cls['notebook_s']['max']} s; alone {alone['notebook_s']['median']} s "
         f"(x{cls['notebook_s']['median'] / alone['notebook_s']['median']:.1f})",

@@ -559,9 +559,10 @@ async def run_notebook(hub: LoopbackHub, student: Student, path: str, timeout: f
                     timeout=max(left, 1))
             except KernelDied as e:
                 saved, _ = await save(hub, student, path, nb)
-                raise KernelDied(f"{student.name}: {e} while cell {i} ran; the notebook "
-                                 f"{'is saved with the outputs so far' if saved in (200, 201) else 'could not be saved'}"
-                                 ": restart the kernel and run it again from the top") from None
+                kept = ("is saved with the outputs so far" if saved in (200, 201)
+                        else "could not be saved")
+                raise KernelDied(f"{student.name}: {e} while cell {i} ran; the notebook {kept}: "
+                                 "restart the kernel and run it again from the top") from None
             cell["outputs"], cell["execution_count"] = outputs, reply.get("execution_count")
             student.cells += 1
             if reply.get("status") == "error" and "raises-exception" not in \

@@ -122,13 +122,13 @@ def installed(colab_python, tmp_path_factory):
     source = snapshot_repository(tmp_path_factory.mktemp("repository"))
     folder = tmp_path_factory.mktemp("release")
     release.make_release_folder(folder / "out")
-    assert release.commit_release(folder / "out", repo.release, source)
+    assert release.commit_release(folder / "out", repo.release_branch, source)
     clone = tmp_path_factory.mktemp("content") / repo.name
     cell = sync.install_source(repo, url=source.as_uri(), folder=str(clone))
     # The committed notebooks hold the same cell with the real URL and the default folder
     # (checked by tests/test_repo_links.py); these two are all that differs.
     assert cell == sync.install_source(repo).replace(repo.url, source.as_uri()).replace(
-        f'"{repo.release}")', f'"{repo.release}", {json.dumps(str(clone))})')
+        f'"{repo.release_branch}")', f'"{repo.release_branch}", {json.dumps(str(clone))})')
     run = ("import sys, types\n"
            "sys.modules['google.colab'] = types.ModuleType('google.colab')   # as in Colab\n"
            + cell + "\nimport os; print(os.environ['RESNET_NB_REFERENCE'])")

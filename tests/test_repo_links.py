@@ -41,7 +41,7 @@ def test_every_notebook_opens_with_its_badge_and_has_one_install_cell():
         first = "".join(nb["cells"][0]["source"])
         assert first == (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge"
                          f".svg)](https://colab.research.google.com/github/{repo.owner}/"
-                         f"{repo.name}/blob/{repo.release}/notebooks/{path.name})"), path.name
+                         f"{repo.name}/blob/{repo.release_branch}/notebooks/{path.name})"), path.name
         installs = [c for c in nb["cells"] if sync.is_install_cell(c)]
         assert len(installs) == 1, path.name
         code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
@@ -182,7 +182,7 @@ def test_the_set_up_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path, 
     text = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream")
     assert not [o for o in nb.cells[2].outputs if o.output_type == "error"]   # no traceback
     line = text.strip().splitlines()[-1]
-    assert line == (f"UsageError: could not install the course from {missing} ({repo.release}): "
+    assert line == (f"UsageError: could not install the course from {missing} ({repo.release_branch}): "
                     "check that the runtime is connected and that this address opens in your "
                     "browser, then run this cell again"), text[-2000:]
     assert nb.cells[3].outputs == []                                   # Run All stopped there

@@ -14,9 +14,13 @@ The build steps, in the order `build` runs them (each is also a module: `python 
     make_student_copies    the student copies (student/)
     budget                 the course's size budgets (fails when one is broken)
 
-Other tools (not build steps): `python -m tools release` makes the class release (the student
-copies, the package and the reference runs, as build/release/ and the branch named by
-pyproject's release-branch); `python -m tools reference_on_gpu` runs the reference sweeps.
+Other tools, not build steps:
+
+    site                   the course's website (build/site/; needs the [site] extra)
+    release                the class release: student copies, package, reference runs, as
+                           build/release/ and the branch named by pyproject's release-branch
+    class_hub              a class simulated on a real JupyterHub on 127.0.0.1 (deploy/)
+    reference_on_gpu       the reference sweeps on a GPU machine
 
 `build --check` changes nothing: it runs the steps that can check (sync_repo_url, mark_slides,
 budget) with --check and reports the first that fails.
@@ -29,7 +33,7 @@ import sys
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "mark_slides": ["--check"], "budget": []}
-OTHER_TOOLS = ("reference_on_gpu", "release", "class_hub")
+OTHER_TOOLS = ("site", "release", "class_hub", "reference_on_gpu")
 
 
 def run_step(name: str, argv: list[str]) -> int:

@@ -70,7 +70,8 @@ class Repository:
     name: str
     branch: str = "main"
     colab_cache: str = ""      # RESNET_NB_CACHE on Colab; "" keeps the machine's own cache
-    release: str = "class"     # the class release's branch: what students open and install
+    release_branch: str = "class"   # [tool.resnet_nb] release-branch: what students get
+    hub_url: str = ""          # [tool.resnet_nb] hub-url: the class's JupyterHub ("" for none)
 
     @property
     def url(self) -> str:
@@ -79,11 +80,11 @@ class Repository:
     def colab_url(self, notebook: str) -> str:
         """The student copy of `notebook` in the class release, opened in Colab."""
         return (f"https://colab.research.google.com/github/{self.owner}/{self.name}/blob/"
-                f"{self.release}/notebooks/{notebook}")
+                f"{self.release_branch}/notebooks/{notebook}")
 
     def binder_url(self) -> str:
         """The class release on Binder (its environment.yml and postBuild)."""
-        branch = self.release.replace("/", "%2F")
+        branch = self.release_branch.replace("/", "%2F")
         return f"https://mybinder.org/v2/gh/{self.owner}/{self.name}/{branch}"
 
 
@@ -97,13 +98,13 @@ def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
             f"pyproject.toml's [project.urls] Repository is {url!r}; set it to the course's "
             "GitHub address, e.g. \"https://github.com/OWNER/NAME\" (a branch other than main: "
             "\"https://github.com/OWNER/NAME/tree/BRANCH\")")
-    settings = data.get("tool", {}).get("resnet_nb", {})
-    release = settings.get("release-branch", "class")
+    tool = data.get("tool", {}).get("resnet_nb", {})
+    release = tool.get("release-branch", "class")
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)*", release or ""):
         raise SettingsError(f"pyproject.toml's [tool.resnet_nb] release-branch is {release!r}; "
                             "set it to a branch name, e.g. \"class\"")
-    return Repository(m["owner"], m["name"], m["branch"] or "main",
-                      settings.get("colab-cache", ""), release)
+    return Repository(m["owner"], m["name"], m["branch"] or "main", tool.get("colab-cache", ""),
+                      release, tool.get("hub-url", ""))
 
 
 # --- what the notebooks hold ---------------------------------------------------------
@@ -118,13 +119,13 @@ def install_source(repo: Repository, url: str | None = None, folder: str | None 
     the release's reference runs; elsewhere nothing. A failed install stops "Run all" with one
     line (IPython's UsageError shows its message without a traceback). Only tests change `url`
     (default: the repository's address) and `folder` (default /content/<name>)."""
-    url, branch = json.dumps(url or repo.url), json.dumps(repo.release)
-    pip_url = json.dumps(f"git+{json.loads(url)}@{repo.release}")
+    url, branch = json.dumps(url or repo.url), json.dumps(repo.release_branch)
+    pip_url = json.dumps(f"git+{json.loads(url)}@{repo.release_branch}")
     setup_args = ", ".join([url, branch] + ([json.dumps(folder)] if folder else []) + (
         [f"cache={json.dumps(repo.colab_cache)}"] if repo.colab_cache else []))
-    fail = json.dumps(f"could not install the course from {json.loads(url)} ({repo.release}): "
-                      "check that the runtime is connected and that this address opens in your "
-                      "browser, then run this cell again")
+    fail = json.dumps(f"could not install the course from {json.loads(url)} "
+                      f"({repo.release_branch}): check that the runtime is connected and that "
+                      "this address opens in your browser, then run this cell again")
     return "\n".join([
         "import sys, subprocess  # On Colab: install the course from its class release. "
         "Elsewhere: nothing.",

@@ -78,14 +78,17 @@ class Repository:
         return f"https://github.com/{self.owner}/{self.name}"
 
     def colab_url(self, notebook: str) -> str:
-        """The student copy of `notebook` in the class release, opened in Colab."""
         return (f"https://colab.research.google.com/github/{self.owner}/{self.name}/blob/"
-                f"{self.release_branch}/notebooks/{notebook}")
+                f"{self.branch}/notebooks/{notebook}")
 
     def binder_url(self) -> str:
-        """The class release on Binder (its environment.yml and postBuild)."""
-        branch = self.release_branch.replace("/", "%2F")
+        branch = self.branch.replace("/", "%2F")
         return f"https://mybinder.org/v2/gh/{self.owner}/{self.name}/{branch}"
+
+    def for_students(self) -> "Repository":
+        """The class release's branch of this repository: what badges and links open."""
+        from dataclasses import replace
+        return replace(self, branch=self.release_branch)
 
 
 def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
@@ -110,7 +113,7 @@ def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
 # --- what the notebooks hold ---------------------------------------------------------
 
 def badge_source(repo: Repository, notebook: str) -> str:
-    return f"[![Open In Colab]({BADGE_IMAGE})]({repo.colab_url(notebook)})"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({repo.for_students().colab_url(notebook)})"
 
 
 def install_source(repo: Repository, url: str | None = None, folder: str | None = None) -> str:
@@ -200,11 +203,13 @@ def sync_notebook(nb, repo: Repository, name: str) -> list[str]:
 # --- what the README holds -----------------------------------------------------------
 
 def sync_readme(text: str, repo: Repository) -> str:
+    repo = repo.for_students()
     text = COLAB_LINK.sub(lambda m: repo.colab_url(m["path"].split("/", 1)[1]), text)
     return BINDER_LINK.sub(lambda m: repo.binder_url(), text)
 
 
 def readme_problems(text: str, repo: Repository, root: Path = ROOT) -> list[str]:
+    repo = repo.for_students()
     problems = []
     colab = list(COLAB_LINK.finditer(text))
     binder = list(BINDER_LINK.finditer(text))

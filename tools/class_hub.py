@@ -145,9 +145,17 @@ def _shim_python(folder: Path) -> str | None:
 
 
 def closed_to_others(path: Path) -> Path | None:
-    """The first folder on the way to `path` that other users cannot enter, if any."""
-    for folder in [*reversed(Path(path).resolve().parents), Path(path).resolve()]:
-        if folder.exists() and not folder.stat().st_mode & 0o001:
+    """The first folder on the way to `path` that other users cannot enter, or `path` itself
+    when they cannot read it; None when they can."""
+    path = Path(path).resolve()
+    for folder in [*reversed(path.parents), path]:
+        if not folder.exists():
+            continue
+        mode = folder.stat().st_mode
+        needs = 0o001 if folder.is_dir() else 0o004      # enter a folder, read a file
+        if folder == path and folder.is_dir():
+            needs = 0o005
+        if mode & needs != needs:
             return folder
     return None
 

@@ -51,7 +51,7 @@ PY
 cat > /opt/tljh/config/jupyterhub_config.d/resnet_nb.py <<PY
 c.Spawner.environment = {"RESNET_NB_DATA": "$DATA_PATH", "RESNET_NB_CACHE": "$SHARED/cache",
                          "OMP_NUM_THREADS": "2"}
-# 30 s (the default) failed 18 of 20 servers started at once; 180 s started them all.
+# 30 servers started at once took up to 53 s on 2 cores: the default 30 s gives up.
 c.Spawner.http_timeout = 180
 # 1.4 GB per student (measured): the VM's memory in GB / 1.4, less a few for the system.
 c.JupyterHub.active_server_limit = int(${ACTIVE_SERVER_LIMIT:-60})

@@ -1,6 +1,6 @@
 """A class on a real JupyterHub, on 127.0.0.1 only (tools/class_hub.py).
 
-- a class of ten (slow: about 4 minutes on the shared 2-core machine): the hub and its proxy
+- a class of ten (slow: 1 min 43 s on the shared 2-core machine): the hub and its proxy
   start, ten students log in with tokens of their own through the REST API, spawn their
   servers at once, pull the class release with nbgitpuller, run the smoke profile of a course
   notebook through their own kernels, and submit an nbgrader assignment that the teacher
@@ -129,6 +129,7 @@ class SmallClass:
     work: Path
     course: Path
     mounted: bool
+    repo: str
 
 
 def _mount_tmpfs(folder: Path, size: str, uid: int, gid: int) -> bool:
@@ -169,7 +170,7 @@ def small(C, shared_data, scratch):
             await asyncio.gather(*(C.pull(hub, s, repo, "class", "resnet-nb")
                                    for s in students.values()))
         asyncio.run(start())
-        yield SmallClass(hub, students, work, course, mounted)
+        yield SmallClass(hub, students, work, course, mounted, repo)
     finally:
         if hub is not None:
             hub.close()
@@ -249,9 +250,9 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _login(hub, name: str, password: str) -> tuple[int, str]:
+def _login(hub, name: str, password: str, jar=None) -> tuple[int, str]:
     """The hub's login form, as a browser fills it in: (status, page)."""
-    jar = http.cookiejar.CookieJar()
+    jar = jar if jar is not None else http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
     page = opener.open(f"{hub.url}/hub/login", timeout=30).read().decode()
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page)
@@ -334,6 +335,24 @@ def test_a_full_disk_gives_a_clear_message_and_loses_no_notebook(C, small):
     status, result = asyncio.run(C.api(hub, "POST", f"/user/{s.name}/assignments/submit",
                                        s.token, body, timeout=120))
     assert status == 200 and isinstance(result, dict) and result.get("success") is True
+
+
+def test_the_link_that_hub_link_prints_opens_the_release_on_the_hub(C, small):
+    """The nbgitpuller link of `python -m resnet_nb hub-link`, followed as a logged-in student's
+    browser does: the hub sends it to the student's server, whose nbgitpuller page answers."""
+    from resnet_nb.hub import nbgitpuller_link
+    hub = small.hub
+    link = nbgitpuller_link(hub.url, small.repo, "class", f"notebooks/{NOTEBOOK}")
+    jar = http.cookiejar.CookieJar()
+    assert _login(hub, "student01", "student01-password", jar)[0] == 302
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(link, timeout=60) as r:
+        page, final, status = r.read().decode(), r.geturl(), r.status
+    assert final.startswith(f"{hub.url}/user/student01/git-pull?") and status == 200, final
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(final).query)
+    assert query["branch"] == ["class"] and query["repo"] == [small.repo]
+    assert query["urlpath"] == [f"lab/tree/course/notebooks/{NOTEBOOK}"]
+    assert "git-pull" in page
 
 
 def test_a_full_hub_says_so_when_a_student_starts_a_server(C, small):

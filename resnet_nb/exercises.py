@@ -317,123 +317,132 @@ def check_worst_block(worst_block) -> str:
 
 # --- 05_tutorial_forensics: the widely shared snippet, taken apart ---------------------
 
-def check_channel_stats(channel_stats) -> str:
-    """Exercise 1 of 05_tutorial_forensics: channel_stats(images) -> (mean, std) per channel.
-
-    images: uint8 (N, 3, H, W). The answer is what `transforms.Normalize` needs: the mean and
-    the standard deviation of each colour channel over every pixel of every image, on the 0..1
-    scale that `ToTensor` produces. Either the population or the sample standard deviation is
-    accepted (they differ by less than the tolerance here).
-    """
-    import torch
-    g = torch.Generator().manual_seed(0)
-    noisy = torch.randint(0, 256, (8, 3, 6, 5), generator=g, dtype=torch.uint8)
-    # Each image one flat colour, a different brightness per image: within an image nothing
-    # varies, but over the data set the pixels spread widely.
-    levels = torch.arange(0, 250, 25, dtype=torch.uint8)                      # 10 images
-    flat = torch.stack([levels, levels // 2, 255 - levels], dim=1).view(10, 3, 1, 1)
-    flat = flat.expand(10, 3, 4, 4).clone()
-    for images in (noisy, flat):
-        x = images.double() / 255
-        want_mean = x.mean(dim=(0, 2, 3))
-        want_std = (x.std(dim=(0, 2, 3), correction=0), x.std(dim=(0, 2, 3)))
-        answer = channel_stats(images.clone())
-        _expect(isinstance(answer, (tuple, list)) and len(answer) == 2,
-                f"channel_stats returned {type(answer).__name__}; return a pair (mean, std)")
-        mean, std = (torch.as_tensor(v, dtype=torch.float64).flatten() for v in answer)
-        shape = tuple(images.shape)
-        _expect(mean.numel() == 3 and std.numel() == 3,
-                f"for images of shape {shape} you returned {mean.numel()} means and "
-                f"{std.numel()} standard deviations; expected 3 of each, one per colour channel. "
-                "Hint: reduce over dimensions 0, 2 and 3 (images, rows, columns), keep 1.")
-        scale_hint = (" Your values look like the 0..255 scale: divide by 255 first, as "
-                      "ToTensor does." if float(mean.max()) > 1.5 else "")
-        _expect(torch.allclose(mean, want_mean, atol=1e-4),
-                f"for images of shape {shape} your means are {[round(v, 4) for v in mean.tolist()]}"
-                f", expected {[round(v, 4) for v in want_mean.tolist()]}.{scale_hint}")
-        _expect(any(torch.allclose(std, w, atol=1e-4) for w in want_std),
-                f"for images of shape {shape} your standard deviations are "
-                f"{[round(v, 4) for v in std.tolist()]}, expected "
-                f"{[round(v, 4) for v in want_std[0].tolist()]}.{scale_hint} Hint: take the "
-                "spread over all pixels of all images together; the average of each image's own "
-                "standard deviation misses how much the images differ from one another.")
-    return _passed("per-channel mean and standard deviation over all pixels, on the 0..1 scale")
-
-
-def check_repaired_block(block_class) -> str:
-    """Exercise 2 of 05_tutorial_forensics: the snippet's block with its problems fixed.
-
-    block_class(in_channels, out_channels, stride=1) must have conv1, bn1, conv2, bn2
-    (3x3 convolutions without bias, each followed by BatchNorm2d) and compute
-    relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), where the shortcut is the identity
-    when the shape is kept and option A (subsample, zero-pad the new channels) when it
-    changes: exactly resnet_nb.blocks.BasicBlock with its default shortcut.
-    """
-    import torch
-    from torch import nn
+def _doubled_blocks():
+    """Blocks that add F twice (the snippet's fault 4), and blocks that add it once."""
+    import torch.nn.functional as F
 
     from .blocks import BasicBlock
-    from .models import count_parameters
-    names = ("conv1", "bn1", "conv2", "bn2")
-    for c_in, c_out, stride in ((3, 8, 1), (8, 8, 1), (8, 16, 2)):
-        call = f"RepairedBlock({c_in}, {c_out}, stride={stride})"
+    from .snippet import SnippetBlock
+
+    class OnceNoBN(SnippetBlock):             # the snippet's block with fault 4 fixed
+        def forward(self, x):
+            return F.relu(self.conv2(F.relu(self.conv1(x))) + self.shortcut(x))
+
+    class TwiceWithBN(BasicBlock):            # notebook 02's copied block: relu(2 F(x) + x)
+        def forward(self, x):
+            out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            return F.relu(out + self.identity(x) + out)
+
+    def zero_start(block):                    # zero_init_residual: F(x) = 0 at the start
+        block.bn2.weight.data.zero_()
+        return block
+
+    once = [("BasicBlock(8, 8)", lambda: BasicBlock(8, 8)),
+            ("BasicBlock(4, 8, stride=2)", lambda: BasicBlock(4, 8, stride=2)),
+            ("the snippet's block with one shortcut, SnippetBlock(8, 8) fixed",
+             lambda: OnceNoBN(8, 8)),
+            ("BasicBlock(8, 8) with bn2.weight = 0", lambda: zero_start(BasicBlock(8, 8)))]
+    twice = [("the snippet's SnippetBlock(8, 8)", lambda: SnippetBlock(8, 8)),
+             ("a BasicBlock that adds F twice (notebook 02's copied block)",
+              lambda: TwiceWithBN(8, 8))]
+    trap = ("a BasicBlock that adds F twice, with bn2.weight = 0 as zero_init_residual sets "
+            "it", lambda: zero_start(TwiceWithBN(8, 8)))
+    return once, twice, trap
+
+
+def check_adds_branch_once(adds_branch_once) -> str:
+    """Exercise 1 of 05_tutorial_forensics: a test that catches relu(2 F(x) + shortcut(x)).
+
+    adds_branch_once(block) -> True when the block computes relu(F(x) + shortcut(x)), with
+    F(x) = [bn2](conv2(relu([bn1](conv1(x))))) from its own layers (BN where it has them),
+    False when it adds F twice. The blocks come fresh from their constructors, in training
+    mode; one of the faulty ones starts with F = 0 (the last BN's scale zero), which a test
+    must see through: with F = 0 the two formulas agree, so the test has to give F weights.
+    """
+    import torch
+    once, twice, trap = _doubled_blocks()
+    for (name, make), want in [(c, True) for c in once] + [(c, False) for c in twice + [trap]]:
         torch.manual_seed(0)
-        reference = BasicBlock(c_in, c_out, stride).eval()
-        for bn in (reference.bn1, reference.bn2):   # non-trivial statistics, scales and shifts
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.data.uniform_(0.5, 1.5)
-            bn.bias.data.uniform_(-0.2, 0.2)
         try:
-            block = block_class(c_in, c_out, stride)
-        except Exception as e:   # the student's constructor: report it, do not crash the check
-            raise ExerciseError(f"{call} raised {type(e).__name__}: {e}") from None
-        missing = [n for n in names if not hasattr(block, n)]
-        _expect(not missing, f"{call} has no {', '.join(missing)}: keep these names so that the "
-                             "check can copy the weights in")
-        for n in ("conv1", "conv2"):
-            _expect(isinstance(getattr(block, n), nn.Conv2d), f"{call}.{n} is not an nn.Conv2d")
-            _expect(getattr(block, n).bias is None,
-                    f"{call}.{n} has a bias. Hint: a BN layer follows it, and BN's shift "
-                    "replaces the bias (bias=False), as in the paper's networks.")
-        for n in ("bn1", "bn2"):
-            _expect(isinstance(getattr(block, n), nn.BatchNorm2d),
-                    f"{call}.{n} is not an nn.BatchNorm2d: problem 5 is the missing batch "
-                    "normalisation")
-        extra = count_parameters(block) - count_parameters(reference)
-        _expect(extra == 0, f"{call} has {extra:+,} parameters more than conv1, bn1, conv2 and bn2 "
-                            "need. Hint: option A's shortcut has no parameters (no 1x1 "
-                            "convolution, no BN).")
+            got = adds_branch_once(make())
+        except Exception as e:   # the student's test: report it, do not crash the check
+            raise ExerciseError(f"your test raised {type(e).__name__} on {name}: {e}. Hint: "
+                                "the input needs block.conv1.in_channels channels; a block "
+                                "without bn1, bn2 has none to apply.") from None
+        _expect(isinstance(got, (bool, torch.Tensor)) and torch.as_tensor(got).numel() == 1,
+                f"your test returned {got!r} for {name}; return True or False")
+        if bool(got) == want:
+            continue
+        if (name, make) == trap:
+            raise ExerciseError(
+                f"your test passed {name}. Its branch starts at F = 0, and then relu(2 F(x) + "
+                "x) = relu(F(x) + x): a test on it cannot fail. Hint: give the branch non-zero "
+                "weights first (e.g. torch.nn.init.normal_ on each parameter, on a copy of the "
+                "block), then compare.")
+        _expect(want, f"your test passed {name}, which computes relu(2 F(x) + shortcut(x)). "
+                      "Hint: compute F(x) from the block's own layers and compare block(x) with "
+                      "relu(F(x) + block.shortcut(x)).")
+        raise ExerciseError(f"your test failed {name}, which computes relu(F(x) + shortcut(x)). "
+                            "Hint: compute F in the block's own mode (or put it in eval mode "
+                            "first), with BN where the block has it, and compare with a "
+                            "tolerance (torch.allclose(..., atol=1e-5)).")
+    return _passed("your test tells one F from two, even when the branch starts at zero")
+
+
+def _small_networks():
+    """(name, network, whether its outputs ignore the batch): with and without BN, both modes."""
+    from torch import nn
+
+    def net(bn: bool) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *([nn.BatchNorm2d(8)] if bn else []),
+                             nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))
+
+    return [("a network with BN, in training mode", net(True).train(), False),
+            ("a network with BN, in evaluation mode", net(True).eval(), True),
+            ("a network without BN, in training mode", net(False).train(), True),
+            ("a network without BN, in evaluation mode", net(False).eval(), True)]
+
+
+def check_batch_independent(batch_independent) -> str:
+    """Exercise 2 of 05_tutorial_forensics: does a network's output for an image depend on the
+    other images in its batch, in the mode the network is in?
+
+    batch_independent(net, images) -> True when each image's output is the same whatever
+    images share its batch, False when not; and `net` must come back as it was given: the same
+    mode and the same state (a forward pass in training mode updates BN's running statistics).
+    """
+    import torch
+    images = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    for name, net, want in _small_networks():
+        torch.manual_seed(0)
+        for p in net.parameters():
+            p.data.normal_(0, 0.5)
+        before = {k: v.clone() for k, v in net.state_dict().items()}
+        mode = net.training
         try:
-            for n in names:
-                getattr(block, n).load_state_dict(getattr(reference, n).state_dict())
-        except RuntimeError as e:
-            raise ExerciseError(f"{call}: the layers' shapes differ from the expected ones "
-                                f"({e}). Hint: conv1 maps {c_in} to {c_out} channels with "
-                                f"stride {stride}; conv2 maps {c_out} to {c_out}.") from None
-        block.eval()
-        x = torch.relu(torch.randn(2, c_in, 8, 8, generator=torch.Generator().manual_seed(1)))
-        with torch.no_grad():
-            try:
-                got = block(x)
-            except RuntimeError as e:
-                raise ExerciseError(
-                    f"{call} failed on an input of shape {tuple(x.shape)}: {e}. Hint: where "
-                    "the shape changes, the shortcut must produce the output's shape: keep "
-                    "every stride-th row and column, then append zero channels.") from None
-            want = reference(x)
-            f = reference.bn2(reference.conv2(torch.relu(reference.bn1(reference.conv1(x)))))
-            doubled = torch.relu(2 * f + reference.shortcut(x))
-        _expect(tuple(got.shape) == tuple(want.shape),
-                f"{call} returned shape {tuple(got.shape)} for an input of shape "
-                f"{tuple(x.shape)}, expected {tuple(want.shape)}")
-        _expect(not torch.allclose(got, doubled, atol=1e-5),
-                f"{call} still computes relu(2 F(x) + shortcut(x)): F(x) is added twice. "
-                "Hint: one shortcut, applied to the block's input x.")
-        _expect(torch.allclose(got, want, atol=1e-5),
-                f"{call} differs from relu(F(x) + shortcut(x)) by up to "
-                f"{float((got - want).abs().max()):.3g}. Hint: F(x) = bn2(conv2(relu(bn1(conv1(x)))))"
-                "; the shortcut is x itself, or, where the shape changes, x[:, :, ::stride, "
-                "::stride] followed by zero channels; then one ReLU after the sum.")
-    return _passed("BN after each convolution, F(x) counted once, a zero-padding shortcut where "
-                   "the shape changes: resnet_nb's BasicBlock")
+            got = batch_independent(net, images.clone())
+        except Exception as e:
+            raise ExerciseError(f"your test raised {type(e).__name__} on {name}: {e}") from None
+        _expect(isinstance(got, (bool, torch.Tensor)) and torch.as_tensor(got).numel() == 1,
+                f"your test returned {got!r} for {name}; return True or False")
+        changed = [k for k, v in net.state_dict().items() if not torch.equal(v, before[k])]
+        _expect(not changed, f"your test changed {name}: {', '.join(changed)}. A forward pass in "
+                             "training mode updates BN's running statistics, so the network "
+                             "you tested is no longer the one you were given. Hint: run your "
+                             "forward passes on copy.deepcopy(net).")
+        _expect(net.training == mode, f"your test put {name} into "
+                                      f"{'training' if net.training else 'evaluation'} mode and "
+                                      "left it there. Hint: test a copy, in the network's own "
+                                      "mode.")
+        hint = (" Hint: compare the outputs of the images in one batch with those of the same "
+                "images in smaller batches (e.g. each half alone), with a tolerance "
+                "(torch.allclose(..., atol=1e-5)).")
+        _expect(bool(got) or not want,
+                f"your test says the outputs of {name} depend on the batch; they do not: "
+                "in evaluation mode BN uses its running statistics, and without BN no layer "
+                "looks at the other images." + hint)
+        _expect(not bool(got) or want,
+                f"your test says the outputs of {name} do not depend on the batch; they do: "
+                "in training mode BN normalises with the batch's own mean and variance." + hint)
+    return _passed("training mode with BN depends on the batch; evaluation mode and no BN do "
+                   "not; the network is left as it was")

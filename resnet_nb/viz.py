@@ -77,9 +77,10 @@ def plot_training_curves(histories: Mapping[str, "History"], error_curves: Mappi
         w = window or max(1, len(steps) // 20)
         axes[0].plot(steps, smooth(h.step_loss, w), label=label, **_style(label))
     smoothing = [(h.config or {}).get("label_smoothing") for h in histories.values()]
-    axes[0].set(xlabel="iteration (mini-batch step)", ylabel=loss_label(smoothing),
+    axes[0].set(xlabel="iteration (mini-batch step)",
                 title=f"training loss, moving average over {window or 'about 1/20 of the run'}"
                       f"{' steps' if window else ''}")
+    axes[0].set_ylabel(loss_label(smoothing), wrap=True)    # a long label, kept on the figure
     if error_curves:
         for label, (steps, errors) in error_curves.items():
             axes[1].plot(steps, 100 * np.asarray(errors), marker=".", label=label,

@@ -313,65 +313,116 @@ def _pct(text: str, pattern: str) -> str:
     return m.group(1)
 
 
+def _05_runs(nb05) -> dict:
+    """The stored run's numbers that 05's prose quotes, parsed from the cells that print them."""
+    out = lambda cid: _printed(_cell(nb05, cid))
+    r = {"no_bn": _pct(out("f26"), r"^trained: train acc [\d.]+%, test acc ([\d.]+)%"),
+         "repaired": _pct(out("f30"), r"^epoch 3: .* test acc ([\d.]+)%")}
+    r["b4"], r["b128"] = (float(_pct(out("f34"), rf"^batch\s+{b}: prediction changes with the "
+                                                rf"batch-mates for\s+([\d.]+)%")) for b in (4, 128))
+    table = out("f53")
+    r["broken"], r["rep1"] = re.search(
+        r"runnable snippet ([\d.]+)% test accuracy, repaired ([\d.]+)%", table).groups()
+    rows = {m[0]: m[1:] for m in re.findall(r"^(r[^\n]*?)\s+\d+\s+[\d,]+\s+([\d.]+)%"
+                                           r"\s+([\d.]+)%$", table, re.M)}
+    assert rows["repaired"][1] == r["repaired"]
+    assert rows["runnable snippet (batch 4, lr 0.001)"][1] == r["broken"]
+    r["slow"], r["no_aug"] = (rows[f"repaired, but {k}"][1] for k in ("lr 0.001 constant",
+                                                                    "no augmentation"))
+    return r
+
+
 def test_05_quotes_its_stored_run(nb05):
     out = lambda cid: _printed(_cell(nb05, cid))
     md = lambda cid: _oneline(_source(_cell(nb05, cid)))
-    no_bn = _pct(out("f26"), r"trained: train acc [\d.]+%, test acc ([\d.]+)%")
-    repaired = _pct(out("f30"), r"^epoch 3: .* test acc ([\d.]+)%")
-    # Problem 5: "reached 45.3% test accuracy ... the same network with BN reaches 58.5%"
-    assert f"reached {no_bn}% test accuracy" in md("f25")
-    assert f"the same network with BN reaches {repaired}%" in md("f25")
-    # Problem 6: "74% of the predictions changed with the batch-mates at batch 4, against 11%"
-    b4 = _pct(out("f34"), r"^batch\s+4: prediction changes with the batch-mates for\s+([\d.]+)%")
-    b128 = _pct(out("f34"), r"^batch\s+128: prediction changes with the batch-mates for\s+([\d.]+)%")
-    assert (f"{float(b4):.0f}% of the predictions changed with the batch-mates at batch 4, "
-            f"against {float(b128):.0f}% at batch 128") in md("f35")
-    # Problem 10: "199 µs per image with `Resize`, 198 µs without"
-    with_r, without = re.search(r"with Resize (\d+) µs, without (\d+) µs", out("f44")).groups()
-    assert f"{with_r} µs per image with `Resize`, {without} µs without" in md("f43")
-    assert abs(int(with_r) - int(without)) <= 0.05 * int(without)     # "within the noise"
-    # Problem 11: ratios and score differences, with BN and without
+    r = _05_runs(nb05)
+    # Problem 5: "It trained." ... "With BN: 58.5% test accuracy, against 45.3% without."
+    assert md("f27").startswith("It trained;") and "diverged" not in out("f26")
+    assert f"With BN: {r['repaired']}% test accuracy, against {r['no_bn']}% without." in md("f31")
+    assert float(r["repaired"]) > float(r["no_bn"])
+    # Problem 6: "At batch 4, 74% of the predictions changed with the batch-mates, against 11%"
+    assert (f"At batch 4, {r['b4']:.0f}% of the predictions changed with the batch-mates, "
+            f"against {r['b128']:.0f}% at batch 128") in md("f35")
+    # Problem 7: "The test accuracy, 58.6% against 56.4%. The running figures trail the final
+    # network (59.5% on the same training images in evaluation mode)"
+    running = re.search(r"training loss \(running average\) ([\d.]+).*\n.*training accuracy "
+                        r"\(running\) ([\d.]+)%, test accuracy ([\d.]+)%", out("f36")).groups()
+    final = re.search(r"no augmentation: loss ([\d.]+), accuracy ([\d.]+)%", out("f36")).groups()
+    assert float(running[0]) > float(final[0]) and float(running[1]) < float(final[1])
+    assert float(running[2]) > float(running[1])
+    assert (f"The test accuracy, {running[2]}% against {running[1]}%. The running figures trail "
+            f"the final network ({final[1]}% on the same training images") in md("f37")
+    assert "label_smoothing=0.1" in out("f26") and "label smoothing (0.1)" in md("f37")
+    # Problem 10: "The cost is small: 52 µs per image with `Resize`, 46 µs without."
+    with_r, without = re.search(r"best of 5: with Resize (\d+) µs, without (\d+) µs",
+                                out("f44")).groups()
+    assert f"The cost is small: {with_r} µs per image with `Resize`, {without} µs without" in md("f45")
+    assert abs(int(with_r) - int(without)) <= 0.25 * int(without)
+    # Problem 8: "3.3 times as many images per second at batch 128" (ResNet-20); "0.9 times"
+    snippet_ratio, resnet_ratio = re.findall(r"at batch 128: ratio ([\d.]+)", out("f38"))
+    assert (f"For the narrow ResNet-20 it dominates: {resnet_ratio} times as many images per "
+            f"second at batch 128") in md("f39")
+    assert f"a sizeable step: {snippet_ratio} times as many on this CPU" in md("f39")
+    assert float(resnet_ratio) > 2 and float(snippet_ratio) < float(resnet_ratio) / 2
+    # Problem 11: "standard deviation is about 0.25", "half as large"; ratios and differences
+    stds = [float(v) for v in re.search(r"statistics: mean .*, std \(([^)]*)\)",
+                                        out("f46")).group(1).split(", ")]
+    snip = [float(v) for v in re.search(r"snippet's Normalize: +mean .*, std \(([^)]*)\)",
+                                        out("f46")).group(1).split(", ")]
+    assert all(0.24 <= v <= 0.27 for v in stds) and all(0.45 <= v <= 0.55 for v in snip)
     (bn_r, bn_d), (raw_r, raw_d) = re.findall(
         r"proper ones: ([\d., ]+); class scores differ by (\d+)%", out("f48"))
     bn_r, raw_r = [float(v) for v in bn_r.split(", ")], [float(v) for v in raw_r.split(", ")]
-    assert (f"the ratios are {min(bn_r):.2f} to {max(bn_r):.2f} and the class scores differ by "
-            f"{bn_d}%") in md("f49")
-    assert f"({min(raw_r):.2f} to {max(raw_r):.2f} times in the stored run), and the class " \
-           f"scores differ by {raw_d}%" in md("f49")
-    # Problem 12: "training 56.6% to 61.7%, test 58.5% to 63.1% ... (−1.8 to −1.4 points)"
-    aug = re.findall(r"augmentation: train acc ([\d.]+)%, test acc ([\d.]+)%, gap (-?[\d.]+) "
-                     r"points", out("f50"))
-    (tr1, te1, g1), (tr2, te2, g2) = aug
-    assert f"training {tr1}% to {tr2}%, test {te1}% to {te2}%" in md("f49")
-    assert f"(−{g1.lstrip('-')} to −{g2.lstrip('-')} points)" in md("f49")
+    assert (f"With BN the ratios are {min(bn_r):.2f} to {max(bn_r):.2f} and the class scores "
+            f"differ by {bn_d}%") in md("f49")
+    assert (f"Without BN the signal is halved ({min(raw_r):.2f} to {max(raw_r):.2f} times in the "
+            f"stored run), and the class scores differ by {raw_d}%") in md("f49")
+    assert all(0.45 <= v <= 0.55 for v in raw_r)
+    # Problem 12: "training 56.6% to 61.7%, test 58.5% to 63.1%; ... (−1.8 to −1.4 points)"
+    (tr1, te1, g1), (tr2, te2, g2) = re.findall(
+        r"augmentation: train acc ([\d.]+)%, test acc ([\d.]+)%, gap (-?[\d.]+) points", out("f50"))
+    assert f"training {tr1}% to {tr2}%, test {te1}% to {te2}%" in md("f51")
+    assert f"(−{g1.lstrip('-')} to −{g2.lstrip('-')} points)" in md("f51")
+    rise_train, rise_test = float(tr2) - float(tr1), float(te2) - float(te1)
+    assert md("f51").startswith("Both rose by about as much") and rise_train > 0 and rise_test > 0
+    assert abs(rise_train - rise_test) < 2 and abs(float(g2) - float(g1)) < 2   # "hardly moved"
 
 
 def test_05_reading_the_table_and_summary(nb05):
     out = lambda cid: _printed(_cell(nb05, cid))
     text = _oneline(_source(_cell(nb05, "f54")))
-    growth = re.search(r"\(the snippet\) ([\d.]+)x, F\(x\) \+ x ([\d.]+)x", out("f24")).groups()
-    assert f"1 to block 3: {growth[0]} times against {growth[1]})" in text
-    ratios = re.findall(r"at batch 128: ratio ([\d.]+)", out("f38"))
-    assert f"Batch 4 was {ratios[0]} (this network) to {ratios[1]} (ResNet-20) times slower" in text
-    table = out("f53")
-    broken, b_s, rep1, r1_s = re.search(
-        r"runnable snippet ([\d.]+)% test accuracy in (\d+) s, repaired ([\d.]+)% in (\d+) s",
-        table).groups()
-    rep, rep_s = re.search(r"the repaired run's \d+ epoch\(s\): ([\d.]+)% in (\d+) s", table).groups()
-    assert f"snippet reached {broken}% test accuracy in {b_s} s" in text
-    assert f"reached {rep1}% in {r1_s} s, and {rep}% after its 3 epochs ({rep_s} s)" in text
-    rows = {m[0].strip(): (m[1], m[2]) for m in re.findall(
-        r"^(repaired[^\n]*?)\s+\d+\s+[\d,]+\s+\d+ s\s+([\d.]+)%\s+([\d.]+)%$", table, re.M)}
-    slow, no_aug = rows["repaired, but lr 0.001 constant"][1], rows["repaired, but no augmentation"][1]
-    no_bn = _pct(out("f26"), r"test acc ([\d.]+)%")
-    assert f"costs the most ({slow}%)" in text and f"A constant learning rate of 0.001 reached {slow}%" in text
-    assert f"costs {float(rep) - float(no_bn):.0f} points ({no_bn}%" in text
-    assert f"reached {no_aug}%, higher than the full repair" in text and float(no_aug) > float(rep)
-    assert f"reached {no_bn}% test accuracy against {rep}% with BN" in text
-    assert f"did better ({no_aug}% against {rep}%)" in text
-    key = _oneline(_source(_cell(nb05, "written-answer-4")))
-    assert f"{no_bn}% against {rep}% test accuracy" in key
-    assert f"reached {rep}% after 3 epochs" in _oneline(_source(_cell(nb05, "written-answer-3")))
+    r = _05_runs(nb05)
+    assert (f"the runnable snippet reached {r['broken']}% test accuracy, the repaired network "
+            f"{r['rep1']}%, and {r['repaired']}% after 3 epochs") in text
+    assert float(r["broken"]) < float(r["rep1"])
+    slow, no_bn, no_aug, rep = (float(r[k]) for k in ("slow", "no_bn", "no_aug", "repaired"))
+    assert f"the constant learning rate the most ({r['slow']}%)" in text and slow < min(no_bn, no_aug)
+    assert f"BN {rep - no_bn:.0f} points ({r['no_bn']}%)" in text
+    assert f"augmentation nothing in so short a run ({r['no_aug']}%)" in text and no_aug >= rep
+    growth = re.search(r"\(the snippet\) ([\d.]+)x, F\(x\) \+ x ([\d.]+)x", out("f24b")).groups()
+    assert (f"grew the signal faster ({growth[0]} against {growth[1]} times from block 1 to "
+            f"block 3)") in text and float(growth[0]) > float(growth[1])
+    resnet_ratio = re.findall(r"at batch 128: ratio ([\d.]+)", out("f38"))[1]
+    assert f"batch 4 cost ResNet-20 a factor {resnet_ratio} in speed on the CPU" in text
+    answer = _oneline(_source(_cell(nb05, "written-answer-3")))
+    assert f"the repaired network's {r['repaired']}%" in answer
+
+
+def test_05_answer_key_table_quotes_the_stored_run(nb05):
+    """teaching/answer_key.md's table of 05's numbers is the stored run's."""
+    key = (ROOT / "teaching" / "answer_key.md").read_text()
+    key = _oneline(key[key.index("## 05 Tutorial forensics"):key.index("### 05.1")])
+    r = _05_runs(nb05)
+    no_bn_train = _pct(_printed(_cell(nb05, "f26")), r"train acc ([\d.]+)%")
+    assert f"**trained** (train {no_bn_train}%, test {r['no_bn']}%)" in key
+    assert f"batch 4: predictions change with the batch-mates for {r['b4']:.1f}% of images; " \
+           f"batch 128: {r['b128']:.1f}%" in key
+    assert f"lr 0.001 constant {r['slow']}%, one-cycle to 0.2 {r['repaired']}%" in key
+    assert (f"the runnable snippet, 1 epoch at batch 4: test {r['broken']}%; the repaired "
+            f"network after the same 10,000 images: {r['rep1']}%") in key
+    no_bn, rep = float(r["no_bn"]), float(r["repaired"])
+    assert (f"it trained to {r['no_bn']}% test accuracy, {rep - no_bn:.0f} points below the "
+            f"repaired network's {r['repaired']}%") in key
 
 
 # --- notebook 06: the lab -------------------------------------------------------------------

@@ -80,6 +80,23 @@ def test_the_loss_axis_names_label_smoothing_when_the_runs_used_it():
     assert label(plain_ce, fast) == "training loss (cross-entropy, label smoothing 0 or 0.1 by run)"
 
 
+def test_a_long_loss_label_stays_on_the_figure():
+    """'training loss (cross-entropy, label smoothing 0 or 0.1 by run)' is taller than the
+    figure when drawn on one line: the label wraps, so no part of it is cut off."""
+    from resnet_nb import recipe
+    from resnet_nb.train import _plain
+    from dataclasses import asdict
+    fast = _plain(asdict(recipe("fast")))
+    fig = plot_training_curves({"a": History(config=fast, step_loss=[2.3, 2.0]),
+                                "b": History(config={**fast, "label_smoothing": 0.0},
+                                             step_loss=[2.3, 2.1])}, window=1)
+    fig.canvas.draw()
+    label = fig.axes[0].yaxis.label
+    box, figure = label.get_window_extent(), fig.bbox
+    assert box.y0 >= figure.y0 and box.y1 <= figure.y1, (box, figure)
+    assert "by run" in label.get_text()
+
+
 def test_the_race_names_label_smoothing_from_the_runs_setting():
     from types import SimpleNamespace
     from resnet_nb.viz import plot_training_race

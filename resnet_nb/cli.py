@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_nb train|info ...`.
+"""The command line: `python -m resnet_nb train|info|hub-link ...`.
 
 Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
 to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
@@ -86,13 +86,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", choices=COMPILE_MODES,
                    help="torch.compile the training step with this mode (default: eager)")
     sub.add_parser("info", help="versions, device, profile and data source")
+    h = sub.add_parser("hub-link", help="the nbgitpuller links that hand the class release out "
+                                        "on a JupyterHub (defaults: ./pyproject.toml)")
+    h.add_argument("notebooks", nargs="*", help="notebooks to link, e.g. 01_degradation.ipynb "
+                                                "(the notebooks/ folder is always linked)")
+    h.add_argument("--hub", help="the hub's address, e.g. https://hub.example.org")
+    h.add_argument("--repo", help="the course repository's address")
+    h.add_argument("--branch", help="the class release branch (default: release-branch)")
+    h.add_argument("--app", default="lab", choices=("lab", "notebook", "classic"))
     return p
+
+
+def _hub_link(args) -> int:
+    from .hub import course_settings, hub_links
+    found = course_settings()
+    hub, repo = args.hub or found.get("hub"), args.repo or found.get("repo")
+    branch = args.branch or found.get("branch")
+    missing = [f"--{name}" for name, value in (("hub", hub), ("repo", repo), ("branch", branch))
+               if not value]
+    if missing:
+        raise ValueError(f"give {', '.join(missing)} (or run this in the course's folder, "
+                         "whose pyproject.toml names them: Repository, release-branch, hub-url)")
+    here = Path("notebooks")
+    unknown = [n for n in args.notebooks if found and here.is_dir()
+               and not (here / n.removeprefix("notebooks/")).is_file()]
+    if unknown:
+        raise ValueError(f"no {', '.join(unknown)} in {here.resolve()}: name notebooks as they "
+                         "are in notebooks/, e.g. 01_degradation.ipynb")
+    for what, link in hub_links(hub, repo, branch, args.notebooks, args.app):
+        print(f"{what:<32}{link}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; returns its exit code (see the module docstring)."""
     def command(state: dict) -> int:
         args = build_parser().parse_args(argv)
+        if args.command == "hub-link":
+            return _hub_link(args)
         return _train(args, state) if args.command == "train" else _info()
     return run_command(PROG, command)
 

@@ -41,10 +41,22 @@ class ReferenceError(RuntimeError):
 
 
 def reference_dir() -> Path:
-    """RESNET_NB_REFERENCE, else the `reference/` folder of the checkout holding resnet_nb."""
+    """RESNET_NB_REFERENCE, else the `reference/` folder of the checkout holding resnet_nb,
+    else the one beside the notebooks being run: a class release pulled into a student's home
+    on a hub (nbgitpuller), where the package is installed apart from it."""
     env = os.environ.get("RESNET_NB_REFERENCE")
     if env:
         return Path(env).expanduser()
+    checkout = _checkout_reference()
+    if not (checkout / MANIFEST).is_file():
+        here = Path.cwd()                      # a notebook's kernel runs in its folder
+        for folder in (here, here.parent):
+            if (folder / "reference" / MANIFEST).is_file():
+                return folder / "reference"
+    return checkout
+
+
+def _checkout_reference() -> Path:
     return Path(__file__).resolve().parent.parent / "reference"
 
 

@@ -139,12 +139,18 @@ def _from_cache(cache_file: Path, label: str, verbose: bool) -> CifarData | None
     try:
         data = _read_cache(cache_file, label)
     except Exception as e:  # a damaged or unreadable cache is decoded again, never trusted
-        _say(verbose, f"data: the cache file {cache_file.name} cannot be used ({reason(e)}); "
-                      "decoding again")
         try:
             cache_file.unlink()
-        except OSError:
+        except FileNotFoundError:
             pass
+        except OSError as kept:   # a class's shared, read-only cache: refuse it in one line
+            raise DataError(      # rather than have every student's kernel decode again
+                f"the shared data cache {show_path(cache_file)} is damaged ({reason(e)}) and "
+                f"cannot be replaced here ({kept.strerror}): ask whoever set up "
+                "RESNET_NB_CACHE to decode CIFAR-10 into it again, or set RESNET_NB_CACHE "
+                "to a folder of your own") from None
+        _say(verbose, f"data: the cache file {cache_file.name} cannot be used ({reason(e)}); "
+                      "decoding again")
         return None
     _say(verbose, f"data: {data} (decoded cache)")
     _say_note(verbose, _check_counts(data, label))

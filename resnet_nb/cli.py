@@ -227,16 +227,30 @@ def _check_out(out: Path, resume: bool, cfg, model) -> None:
 
 
 def _train(args, state: dict) -> int:
+    """`train`: in this process, or in each of torchrun's processes (distributed.py)."""
+    from . import distributed
+    from .device import pick_device
+    group = distributed.from_environment()         # torchrun sets RANK, WORLD_SIZE ...
+    device = distributed.device_for(group, pick_device(args.device))
+    distributed.start(group, device)
+    try:
+        return _train_run(args, state, group, device)
+    finally:
+        distributed.stop(group)
+
+
+def _train_run(args, state: dict, group, device) -> int:
     import torch
 
+    from . import distributed
     from .data import load_cifar10
-    from .device import pick_device
     from .models import cifar_resnet
     from .profiles import get_profile
     from .provenance import provenance
     from .runs import TrainingDiverged
     from .train import fit, recipe
 
+    say = print if group.writes else (lambda *a, **k: None)
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,
                  "epochs": args.epochs if args.epochs is not None else profile.epochs,
@@ -249,35 +263,42 @@ def _train(args, state: dict) -> int:
         # ("about 400 iterations"), then back to 0.1.
         overrides["warmup_steps"] = 400
     cfg = recipe(args.recipe, **overrides)
-    device = pick_device(args.device)
+    if cfg.batch_size % group.world_size:
+        raise ValueError(f"--batch-size {cfg.batch_size} is the global batch: give a multiple "
+                         f"of the number of processes ({group.world_size})")
     torch.manual_seed(args.seed)          # the model's initial weights; data order: cfg.seed
     model = cifar_resnet(args.depth, args.shortcut, preact=args.preact)
     slug = re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-")
     out = Path(args.out or f"runs/{slug}-{args.recipe}-seed{args.seed}")
-    _check_out(out, args.resume, cfg, model)   # before the data: problems are found first
+    # Before the data, so that problems are found first; rank 0 checks, for every process.
+    distributed.agree(group, lambda: _check_out(out, args.resume, cfg, model))
     state["out"] = out
 
-    data = load_cifar10(args.data)
+    with distributed.first_on_each_machine(group):      # decoded once per machine
+        data = load_cifar10(args.data, verbose=group.writes)
     if args.val_size:
         data = data.split_validation(args.val_size, seed=args.seed)
     pick = lambda given, default: default if given is None else (None if given == "all" else given)
     data = data.subset(train=pick(args.train_size, profile.train_size),
                        test=pick(args.test_size, profile.test_size), seed=args.seed)
-    print(f"{model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
-          f"{data}; {cfg}; device {device}")
+    say(f"{model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"{data}; {cfg}; device {device}"
+        + (f"; {group.world_size} processes, {cfg.batch_size // group.world_size} images "
+           "each per batch" if group.many else ""))
     try:
         history = fit(model, data, cfg, out_dir=out, resume=args.resume, device=device,
                       provenance=provenance(device, profile=profile.name,
-                                            data_source=data.source),
-                      precision=args.precision, compile=args.compile)
+                                            data_source=data.source,
+                                            processes=group.world_size),
+                      precision=args.precision, compile=args.compile, group=group)
     except TrainingDiverged as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 1
     acc = history.last("test_acc")
-    print(f"{history.status}: {len(history.epochs)} epoch(s) in {history.wall_time:.0f} s; "
-          f"test accuracy {acc:.4f}" if acc is not None else f"{history.status}: no epoch "
-          "finished")
-    print(f"history and checkpoint in {out}/")
+    say(f"{history.status}: {len(history.epochs)} epoch(s) in {history.wall_time:.0f} s; "
+        f"test accuracy {acc:.4f}" if acc is not None else f"{history.status}: no epoch "
+        "finished")
+    say(f"history and checkpoint in {out}/")
     if history.status == "completed":
         return 0
     signum = state["signals"][-1] if state["signals"] else signal.SIGINT

@@ -320,16 +320,26 @@ def _checkpoint_problem(state) -> str | None:
 # --- resuming: the output folder, the checks, the sittings --------------------------------
 
 def open_run(out: Path | None, resume: bool, model: nn.Module, optimizer, cfg: TrainConfig,
-             device: torch.device, history: History, say, scaler=None) -> tuple:
+             device: torch.device, history: History, say, scaler=None, *,
+             lock: bool = True) -> tuple:
     """Check and claim the output folder, and restore its checkpoint for `resume`.
 
     Before any work: the folder must be writable, and no other process may be writing
     it (a lock, held until fit ends); temporary files of killed writes are removed.
     Returns (the lock, a context that releases it; the first epoch; the history).
+    lock=False only reads the checkpoint (the other processes of a distributed run, whose
+    rank 0 holds the lock: distributed.open_run).
     """
     if out is None:
         if resume:
             raise ValueError("resume=True needs out_dir, the folder holding the checkpoint")
+        return contextlib.nullcontext(), 0, history
+    if not lock:
+        if resume and (out / CHECKPOINT).exists():
+            start_epoch, restored = _restore(out / CHECKPOINT, model, optimizer, cfg, device,
+                                             history.data, say, scaler)
+            _add_sitting(restored, history.provenance, start_epoch + 1, say, "")
+            return contextlib.nullcontext(), start_epoch, restored
         return contextlib.nullcontext(), 0, history
     check_writable(out, "the output folder")
     lock = FolderLock(out, "the output folder").acquire()
@@ -428,7 +438,7 @@ def _differences(saved: dict, now: dict) -> list[str]:
 
 #: What each sitting of a run (its start, and each resume) records: where and how it ran.
 SITTING_KEYS = ("date", "device", "platform", "precision", "compile", "git_commit", "versions",
-                "data_source", "command")
+                "data_source", "command", "processes")
 
 
 def _sitting(provenance: dict, first_epoch: int) -> dict:

@@ -21,11 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import distributed
 from .checks import is_int, is_real
 from .data import Batches, CifarData
 from .device import autocast_for, check_compile, grad_scaler, pick_device, resolve_precision
 from .runs import (CHECKPOINT, HISTORY, History, check_epoch_loss, check_finite, check_numbers,
-                   diverged, keep_epoch, loss_bound, new_history, open_run, save_checkpoint,
+                   diverged, keep_epoch, loss_bound, new_history, save_checkpoint,
                    stopped)
 
 RECIPE_NAMES = ("paper", "fast")
@@ -233,7 +234,8 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
         device: str | torch.device | None = None, precision: str = "auto",
         compile: str | None = None, on_step: Callable[[int, float], None] | None = None,
         progress: bool = True, verbose: bool = True, evaluate_test: bool = True,
-        provenance: dict | None = None, batches: Callable[..., Batches] = Batches) -> History:
+        provenance: dict | None = None, batches: Callable[..., Batches] = Batches,
+        group: distributed.Group = distributed.SINGLE) -> History:
     """Train `model` on `data.train` with recipe `cfg`; evaluate on val/test after each epoch.
 
     With `out_dir`, a checkpoint and the history are written after every epoch whose numbers
@@ -244,17 +246,23 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
     or a torch.compile mode. `batches` makes the mini-batches as Batches does (e.g.
     functools.partial(Batches, augment=False)); history.provenance records what they do, with
     `provenance`'s entries and one record per sitting (provenance["sittings"]).
+    `group`: this process's place in a run across processes (torchrun; see distributed.py),
+    whose rank 0 alone writes and prints.
     """
-    say = print if verbose else (lambda *a, **k: None)
+    say = print if verbose and group.writes else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
     device = pick_device(str(device) if device is not None else None)
     precision = resolve_precision(device, precision)
     check_compile(compile)
     model.to(device=device, memory_format=torch.channels_last)
-    # The compiled module shares the model's parameters and buffers: training updates `model`.
-    step_model = torch.compile(model, mode=compile) if compile else model
+    # DDP and the compiled module share the model's parameters and buffers: training updates
+    # `model`, and its state dict is the same with one process or many.
+    step_model = distributed.wrap(model, group, device)
+    step_model = torch.compile(step_model, mode=compile) if compile else step_model
     scaler = grad_scaler(device, precision)
-    train = batches(data.train, cfg.batch_size, train=True, device=device, seed=cfg.seed)
+    # Each process trains on its share of every global batch of cfg.batch_size images.
+    train = distributed.shard(batches(data.train, cfg.batch_size, train=True, device=device,
+                                      seed=cfg.seed), group)
     evaluated = _evaluation_batches(batches, data, evaluate_test, device)
     optimizer = make_optimizer(model, cfg)
     total_steps = cfg.epochs * len(train)
@@ -262,8 +270,10 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
                                                     "compile": compile or "off"})
     out = Path(out_dir) if out_dir is not None else None
     # Checks the folder and locks it for this process (released when the run ends).
-    lock, start_epoch, history = open_run(out, resume, model, optimizer, cfg, device, history,
-                                          say, scaler)
+    lock, start_epoch, history = distributed.open_run(group, out, resume, model, optimizer, cfg,
+                                                      device, history, say, scaler)
+    if not group.writes:
+        out = None          # rank 0 alone writes the checkpoints and the history
     history.status = "running"
     epoch = start_epoch
     with lock:
@@ -275,8 +285,10 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
                 stats = train_one_epoch(step_model, train, optimizer,
                                         lambda s: lr_at(s, total_steps, cfg), first,
                                         label_smoothing=cfg.label_smoothing, on_step=on_step,
-                                        progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                                        progress=progress and group.writes,
+                                        desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                         precision=precision, scaler=scaler)
+                stats = distributed.reduce_epoch(stats, group)    # over the global batches
                 # train_one_epoch ends by reading its losses, which waits for the device.
                 train_seconds = time.perf_counter() - t0
                 record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),

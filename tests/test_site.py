@@ -175,6 +175,35 @@ def test_the_reference_page_falls_back_to_the_stored_runs(tmp_path):
     assert page.count("\n| fig6 | ") == len(reference.histories("fig6"))
 
 
+def test_each_widget_notebook_stores_the_views_of_its_regeneration(tmp_path):
+    """The site shows the widget views of the run whose outputs the notebook stores (cpu
+    profile, written by tools/run_notebooks.py), as long as they came from its code as it is;
+    a notebook whose code changed falls back to a smoke run, and says so on its page."""
+    import nbformat
+
+    from tools import site_widgets
+    from tools.site import links_cell, read_links
+
+    paths = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             if site_widgets.uses_widgets(nbformat.read(p, as_version=4))]
+    assert paths, "no notebook uses widgets: the check would prove nothing"
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        stored = site_widgets.stored_views(nb, path.name)
+        assert stored is not None, f"{path.name}: no views stored for its code: regenerate it"
+        assert stored["profile"] == "cpu" and stored["views"] and stored["state"]
+        shown = {out["data"][site_widgets.WIDGET_VIEW]["model_id"]
+                 for outs in stored["views"].values() for out in outs}
+        assert shown and shown <= set(stored["state"]["state"])
+        # One changed code cell and the views no longer count as this notebook's.
+        code = next(c for c in nb.cells if c.cell_type == "code")
+        code.source += "\nx = 1"
+        assert site_widgets.stored_views(nb, path.name) is None
+    links = read_links()
+    assert "stored run" in links_cell(paths[0].name, links, widgets=True, stored=True)
+    assert "`smoke`" in links_cell(paths[0].name, links, widgets=True, stored=False)
+
+
 # --- the site, served, and crawled ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")

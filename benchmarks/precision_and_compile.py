@@ -31,8 +31,9 @@ import torch
 
 from resnet_nb import cifar_resnet, load_cifar10
 from resnet_nb.data import Batches
+from resnet_nb.device import pick_device
 from resnet_nb.provenance import device_name, git_commit
-from resnet_nb.train import lr_at, make_optimizer, pick_device, recipe, train_one_epoch
+from resnet_nb.train import lr_at, make_optimizer, recipe, train_one_epoch
 
 BATCH = 128
 VARIANTS = ("eager-fp32", "eager-fp16", "eager-bf16", "compile-default-bf16",

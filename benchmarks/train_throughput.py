@@ -27,9 +27,9 @@ import torch.nn.functional as F
 
 from resnet_nb import cifar_resnet, load_cifar10
 from resnet_nb.data import MEAN, STD, Batches
+from resnet_nb.device import autocast_for, grad_scaler
 from resnet_nb.provenance import device_name, git_commit
-from resnet_nb.train import (autocast_for, grad_scaler, lr_at, make_optimizer, recipe,
-                             train_one_epoch)
+from resnet_nb.train import lr_at, make_optimizer, recipe, train_one_epoch
 
 BATCH = 128
 

@@ -1,49 +1,38 @@
 """resnet_nb: the helper package of the resnet-nb course on residual networks.
 
-Importing it does no work: no device probing, no downloads, no data loading.
+Importing it does no work: no device probing, no downloads, no data loading, no signal
+handlers, not even torch. Each name below is imported from its module when it is first used,
+e.g. `from resnet_nb import cifar_resnet` imports resnet_nb.models.
 """
-import sys as _sys
-
-
-def _quiet_interrupt_while_starting() -> None:
-    """`python -m resnet_nb ...`: a Ctrl-C while the libraries load (seconds) ends the command
-    with one line instead of a traceback. cli.main installs its own handlers once it runs."""
-    argv = getattr(_sys, "orig_argv", [])   # Python >= 3.10
-    if _sys.argv[:1] != ["-m"] or "-m" not in argv or argv[argv.index("-m") + 1:][:1] != [
-            __name__]:
-        return
-    import signal
-
-    def stop(_signum, _frame):
-        _sys.stderr.write(f"python -m {__name__}: stopped by Ctrl-C while starting\n")
-        _sys.stderr.flush()
-        # Not SystemExit: raised inside a library's import, it can be caught there (seen
-        # once: the message, then the command ran on and exited 0). Nothing has been written
-        # yet while starting, so ending the process at once loses nothing.
-        import os
-        os._exit(130)
-    signal.signal(signal.SIGINT, stop)
-
-
-_quiet_interrupt_while_starting()
-from .blocks import (BasicBlock, Bottleneck, IdentityShortcut, NoShortcut, PreActBlock,
-                     ProjectionShortcut, ZeroPadShortcut, make_shortcut)
-from .data import Batches, CifarData, DataError, ImageSet, load_cifar10, make_synthetic
-from .models import (CifarResNet, ResNetConfig, count_parameters, cifar_resnet, lesioned,
-                     plain_net, shortcuts_off, summarize)
-from .profiles import Profile, get_profile
-from .train import (History, TrainConfig, TrainingDiverged, evaluate, fit, load_checkpoint,
-                    pick_device, recipe, train_one_epoch)
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BasicBlock", "Bottleneck", "PreActBlock", "IdentityShortcut", "ZeroPadShortcut",
-    "ProjectionShortcut", "NoShortcut", "make_shortcut",
-    "CifarResNet", "ResNetConfig", "cifar_resnet", "plain_net", "count_parameters", "summarize",
-    "shortcuts_off", "lesioned",
-    "CifarData", "ImageSet", "Batches", "DataError", "load_cifar10", "make_synthetic",
-    "History", "TrainConfig", "TrainingDiverged", "recipe", "fit", "train_one_epoch",
-    "evaluate", "load_checkpoint", "pick_device",
-    "Profile", "get_profile",
-]
+#: The package's own names, and the module that defines each.
+_MODULE_OF = {
+    **dict.fromkeys(("BasicBlock", "Bottleneck", "PreActBlock", "IdentityShortcut",
+                     "ZeroPadShortcut", "ProjectionShortcut", "NoShortcut", "make_shortcut"),
+                    "blocks"),
+    **dict.fromkeys(("CifarResNet", "ResNetConfig", "cifar_resnet", "plain_net",
+                     "count_parameters", "summarize", "shortcuts_off", "lesioned"), "models"),
+    **dict.fromkeys(("CifarData", "ImageSet", "Batches", "DataError", "load_cifar10",
+                     "make_synthetic"), "data"),
+    **dict.fromkeys(("History", "TrainingDiverged", "load_checkpoint"), "runs"),
+    **dict.fromkeys(("TrainConfig", "recipe", "fit", "train_one_epoch", "evaluate"), "train"),
+    "pick_device": "device",
+    **dict.fromkeys(("Profile", "get_profile"), "profiles"),
+}
+
+__all__ = list(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value          # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,10 +1,9 @@
-import signal
+"""`python -m resnet_nb ...`: the command line (resnet_nb.cli)."""
+from .signals import ignore_stop_signals, quiet_while_starting
 
-from .cli import main
+quiet_while_starting("python -m resnet_nb")    # before the libraries load (seconds)
+from .cli import main  # noqa: E402
 
 code = main()
-# The command is over: a late Ctrl-C or SIGTERM must not interrupt the interpreter's clean-up
-# (that printed "Exception ignored ..." tracebacks after a clean stop).
-for _s in (signal.SIGINT, signal.SIGTERM):
-    signal.signal(_s, signal.SIG_IGN)
+ignore_stop_signals()
 raise SystemExit(code)

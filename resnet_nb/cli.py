@@ -1,4 +1,4 @@
-"""The command line: `python -m resnet_nb train|reproduce|info ...`.
+"""The command line: `python -m resnet_nb train|info|hub-link ...`.
 
 Exit codes: 0 done, 1 training diverged, 2 a user error (one line on stderr saying what
 to do), 128 + the signal's number when stopped by Ctrl-C (130), SIGTERM (143) or SIGHUP.
@@ -12,17 +12,22 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Callable
 
-from .models import EXAMPLE_DEPTHS
 from .blocks import SHORTCUT_OPTIONS
+from .models import EXAMPLE_DEPTHS
 from .profiles import PROFILE_NAMES
-from .train import COMPILE_MODES, MAX_SEED, PRECISIONS, RECIPE_NAMES
+from .signals import signal_name, stops_as_interrupts
+from .device import COMPILE_MODES, PRECISIONS
+from .train import MAX_SEED, RECIPE_NAMES
 
 PROG = "python -m resnet_nb"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without the usage block."""
+
+    def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
@@ -49,9 +54,9 @@ def _seed(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m resnet_nb",
-                description="Train and inspect the CIFAR-10 ResNets of He et al. (2015).")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = Parser(prog=PROG,
+               description="Train and inspect the CIFAR-10 ResNets of He et al. (2015).")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a CIFAR-10 ResNet or plain network")
     t.add_argument("--depth", type=int, default=20,
                    help=f"6n+2: {', '.join(map(str, EXAMPLE_DEPTHS))}, ... (default 20)")
@@ -80,85 +85,76 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPUs, float32 on CPUs")
     t.add_argument("--compile", choices=COMPILE_MODES,
                    help="torch.compile the training step with this mode (default: eager)")
-    r = sub.add_parser("reproduce", help="make the reference runs (He et al. 2015, Fig. 6 and "
-                                         "Table 6) with this package's loop")
-    r.add_argument("sets", nargs="*", metavar="SET",
-                   help="fig6 and/or table6, each optionally with its own depths: table6:20,56")
-    r.add_argument("--seeds", type=int, nargs="+", default=[0])
-    r.add_argument("--depths", type=int, nargs="+", help="a subset of the set's depths")
-    r.add_argument("--out", default="reference", help="where the runs are stored "
-                   "(default: reference/)")
-    r.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, each in its own process (default 1)")
-    r.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    r.add_argument("--precision", default="auto", choices=PRECISIONS)
-    r.add_argument("--compile", choices=COMPILE_MODES,
-                   help="torch.compile the training step with this mode (default: eager)")
-    r.add_argument("--data", help="CIFAR-10 source (default: RESNET_NB_DATA, else torchvision)")
-    r.add_argument("--epochs", type=int, help="another budget than the set's (for tests)")
-    r.add_argument("--train-size", type=int, help="fewer training images (for tests)")
-    r.add_argument("--test-size", type=int, help="fewer test images (for tests)")
-    r.add_argument("--val-size", type=int, help="another validation split (for tests)")
-    r.add_argument("--summary", action="store_true",
-                   help="print the paper-against-measured table of the stored runs and exit")
-    r.add_argument("--only", help=argparse.SUPPRESS)     # one run, in a child process
     sub.add_parser("info", help="versions, device, profile and data source")
+    h = sub.add_parser("hub-link", help="the nbgitpuller links that hand the class release out "
+                                        "on a JupyterHub (defaults: ./pyproject.toml)")
+    h.add_argument("notebooks", nargs="*", help="notebooks to link, e.g. 01_degradation.ipynb "
+                                                "(the notebooks/ folder is always linked)")
+    h.add_argument("--hub", help="the hub's address, e.g. https://hub.example.org")
+    h.add_argument("--repo", help="the course repository's address")
+    h.add_argument("--branch", help="the class release branch (default: release-branch)")
+    h.add_argument("--app", default="lab", choices=("lab", "notebook", "classic"))
     return p
 
 
-class _Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, turned into the same clean stop as Ctrl-C."""
-
-
-_signals_received: list[int] = []
-
-
-def _on_signal(signum, _frame):
-    _signals_received.append(signum)
-    if signum == signal.SIGINT:
-        raise KeyboardInterrupt
-    raise _Stopped(signal.Signals(signum).name)
-
-
-def _signal_name(signum: int | None) -> str:
-    return "Ctrl-C" if signum in (None, signal.SIGINT) else signal.Signals(signum).name
+def _hub_link(args) -> int:
+    from .hub import course_settings, hub_links
+    found = course_settings()
+    hub, repo = args.hub or found.get("hub"), args.repo or found.get("repo")
+    branch = args.branch or found.get("branch")
+    missing = [f"--{name}" for name, value in (("hub", hub), ("repo", repo), ("branch", branch))
+               if not value]
+    if missing:
+        raise ValueError(f"give {', '.join(missing)} (or run this in the course's folder, "
+                         "whose pyproject.toml names them: Repository, release-branch, hub-url)")
+    here = Path("notebooks")
+    unknown = [n for n in args.notebooks if found and here.is_dir()
+               and not (here / n.removeprefix("notebooks/")).is_file()]
+    if unknown:
+        raise ValueError(f"no {', '.join(unknown)} in {here.resolve()}: name notebooks as they "
+                         "are in notebooks/, e.g. 01_degradation.ipynb")
+    for what, link in hub_links(hub, repo, branch, args.notebooks, args.app):
+        print(f"{what:<32}{link}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run a command; returns its exit code (see the module docstring)."""
-    # Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
-    # terminal) all stop a run the same way: fit keeps the finished epochs, and --resume
-    # continues. Restored at the end, for callers such as tests that run main() in-process.
-    from .files import STOP_SIGNALS     # the same signals that saves hold back
-    previous = {}
-    for s in STOP_SIGNALS:
-        try:
-            previous[s] = signal.signal(s, _on_signal)
-        except ValueError:   # not the main thread: leave the signals alone
-            break
-    _signals_received.clear()
-    state: dict = {}
-    try:
+    def command(state: dict) -> int:
         args = build_parser().parse_args(argv)
-        if args.command == "reproduce":
-            return _reproduce(args, argv if argv is not None else sys.argv[1:])
+        if args.command == "hub-link":
+            return _hub_link(args)
         return _train(args, state) if args.command == "train" else _info()
-    except KeyboardInterrupt:
-        signum = _signals_received[-1] if _signals_received else signal.SIGINT
-        where = state.get("out")
-        saved = (f"; finished epochs are saved in {where}/, and --resume continues from them"
-                 if where is not None and (where / "checkpoint.pt").exists() else "")
-        print(f"{PROG}: stopped by {_signal_name(signum)}{saved}", file=sys.stderr)
-        return 128 + int(signum)
-    except Exception as e:
-        message = _user_error(e)
-        if message is None or _debugging():
-            raise             # a bug, or asked for: the traceback is for us
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return run_command(PROG, command)
+
+
+def run_command(prog: str, command: Callable[[dict], int]) -> int:
+    """`command(state)`'s exit code, with the conventions of the module docstring.
+
+    Ctrl-C, SIGTERM (a scheduler, `kill`, a closed Colab runtime) and SIGHUP (a closed
+    terminal) all stop a run the same way (signals.stops_as_interrupts): fit keeps the
+    finished epochs, and --resume continues. The handlers are restored at the end, for
+    callers such as tests that run a command in-process. `state["signals"]` lists the
+    signals received; a command sets `state["out"]` to the folder its run writes.
+    """
+    state: dict = {}
+    with stops_as_interrupts() as received:
+        state["signals"] = received
+        try:
+            return command(state)
+        except KeyboardInterrupt:
+            signum = received[-1] if received else signal.SIGINT
+            where = state.get("out")
+            saved = (f"; finished epochs are saved in {where}/, and --resume continues from "
+                     "them" if where is not None and (where / "checkpoint.pt").exists() else "")
+            print(f"{prog}: stopped by {signal_name(signum)}{saved}", file=sys.stderr)
+            return 128 + int(signum)
+        except Exception as e:
+            message = _user_error(e)
+            if message is None or _debugging():
+                raise             # a bug, or asked for: the traceback is for us
+            print(f"{prog}: error: {message}", file=sys.stderr)
+            return 2
 
 
 def _debugging() -> bool:
@@ -183,10 +179,12 @@ def _user_error(e: Exception) -> str | None:
 def _info() -> int:
     """Print versions, device, profile, data source and cache; exit 2 if one is unusable."""
     import torch
-    from .data import DataError, check_source, default_cache_dir
+
+    from .data import DataError
+    from .device import pick_device
     from .profiles import get_profile
     from .provenance import device_name, git_commit, versions
-    from .train import pick_device
+    from .sources import check_source, default_cache_dir
     problems = []
     for name, v in versions().items():
         print(f"{name:<12}{v}")
@@ -217,7 +215,7 @@ def _check_out(out: Path, resume: bool, cfg, model) -> None:
     """Everything about --out that can be checked before the data are loaded."""
     from dataclasses import asdict
     from .files import FolderLock, check_writable
-    from .train import CHECKPOINT, check_resume
+    from .runs import CHECKPOINT, check_resume
     check_writable(out, "the output folder (--out)")
     with FolderLock(out, "the output folder (--out)"):   # another run writing it: refuse now
         pass
@@ -229,11 +227,15 @@ def _check_out(out: Path, resume: bool, cfg, model) -> None:
 
 
 def _train(args, state: dict) -> int:
+    import torch
+
     from .data import load_cifar10
+    from .device import pick_device
     from .models import cifar_resnet
     from .profiles import get_profile
     from .provenance import provenance
-    from .train import TrainingDiverged, fit, pick_device, recipe, seed_everything
+    from .runs import TrainingDiverged
+    from .train import fit, recipe
 
     profile = get_profile(args.profile)
     overrides = {"seed": args.seed,
@@ -248,7 +250,7 @@ def _train(args, state: dict) -> int:
         overrides["warmup_steps"] = 400
     cfg = recipe(args.recipe, **overrides)
     device = pick_device(args.device)
-    seed_everything(args.seed)
+    torch.manual_seed(args.seed)          # the model's initial weights; data order: cfg.seed
     model = cifar_resnet(args.depth, args.shortcut, preact=args.preact)
     slug = re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-")
     out = Path(args.out or f"runs/{slug}-{args.recipe}-seed{args.seed}")
@@ -278,118 +280,7 @@ def _train(args, state: dict) -> int:
     print(f"history and checkpoint in {out}/")
     if history.status == "completed":
         return 0
-    signum = _signals_received[-1] if _signals_received else signal.SIGINT
-    print(f"{PROG}: stopped by {_signal_name(signum)}; run the same command with --resume to "
+    signum = state["signals"][-1] if state["signals"] else signal.SIGINT
+    print(f"{PROG}: stopped by {signal_name(signum)}; run the same command with --resume to "
           "continue" + ("" if history.epochs else " (no epoch had finished)"), file=sys.stderr)
     return 128 + int(signum)
-
-def _reproduce(args, argv: list[str]) -> int:
-    import os
-    from .files import FolderLock, check_writable, remove_leftovers
-    from .reproduce import WEIGHTS, get_set, speed_table, summary_table, with_budget
-    from .train import pick_device
-
-    out = Path(args.out)
-    if args.summary:
-        print(summary_table(out))
-        print()
-        print(speed_table(out))
-        return 0
-    if not args.sets:
-        raise ValueError("name a set to reproduce: fig6 and/or table6 (or --summary)")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
-    chosen = {}                              # set -> depths (None: --depths or all)
-    for item in args.sets:
-        name, _, depths = item.partition(":")
-        try:
-            chosen[name] = [int(d) for d in depths.split(",")] if depths else args.depths
-        except ValueError:
-            raise ValueError(f"expected SET or SET:DEPTH,DEPTH (e.g. table6:20,56), got {item!r}")
-    sets = [with_budget(get_set(name), epochs=args.epochs, train_size=args.train_size,
-                        test_size=args.test_size, val_size=args.val_size) for name in chosen]
-    device = pick_device(args.device)
-    child_args = [a for a in argv[argv.index("reproduce") + 1:] if a not in args.sets]
-    if "--depths" in child_args:            # the child is told its run by --only
-        i = child_args.index("--depths")
-        j = i + 1
-        while j < len(child_args) and not child_args[j].startswith("--"):
-            j += 1
-        del child_args[i:j]
-    command = os.environ.get("RESNET_NB_REPRODUCE_COMMAND") or " ".join(
-        ["python -m resnet_nb", *argv])
-
-    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
-    what = "the output folder (--out)"
-    check_writable(out, what)               # before the data are loaded
-
-    if args.only:       # a child process: one run
-        from .data import load_cifar10
-        from .reproduce import train_run
-        rset = sets[0]
-        spec = next((s for s in rset.runs(args.seeds) if s.run_id == args.only),
-                    None)
-        if spec is None:
-            raise ValueError(f"{rset.name} has no run {args.only!r}")
-        h = train_run(rset, spec, out, data=load_cifar10(args.data), device=device,
-                      precision=args.precision, compile=args.compile, command=command)
-        return 0 if h.status == "completed" else 130
-
-    # One reproduce command at a time writes `out` (its set records and manifest); each run
-    # folder is locked by its own fit, in this process or in a child.
-    with FolderLock(out, what):
-        for folder in (out, out / WEIGHTS, *(out / rset.name for rset in sets)):
-            remove_leftovers(folder, min_age_s=0)     # ours: we hold the lock
-        return _reproduce_runs(args, out, sets, specs, device, child_args, command)
-
-
-def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -> int:
-    """Train the pending runs of `sets`, then store and record them (see _reproduce)."""
-    import datetime as dt
-    import os
-    import time
-    from .provenance import device_name
-    from .reproduce import finish_set, pending_runs, record_set, run_specs, write_manifest
-
-    # Seed by seed: every set's first seed before any set's second one.
-    todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
-                  key=lambda pair: pair[1].seed)
-    for rset in sets:
-        n_done = len(specs[rset.name]) - sum(1 for r, _ in todo if r is rset)
-        print(f"{rset.name}: {rset.title}\n  budget: {rset.budget()}\n  "
-              f"{len(specs[rset.name])} run(s), {n_done} already finished (skipped); "
-              f"device {device_name(device)}, {args.jobs} at a time")
-    if args.jobs > 1 and todo:
-        from .data import load_cifar10
-        load_cifar10(args.data)         # decode once here, so that the children read the cache
-    # The children record this command as theirs; set only while they run, so that a later
-    # reproduce in this process (a notebook, a test) records its own.
-    before = os.environ.get("RESNET_NB_REPRODUCE_COMMAND")
-    os.environ["RESNET_NB_REPRODUCE_COMMAND"] = command
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    interrupted = False
-    try:
-        ok = run_specs(todo, out, data_source=args.data, device=args.device, jobs=args.jobs,
-                       precision=args.precision, compile=args.compile, child_args=child_args,
-                       command=command)
-    except KeyboardInterrupt:
-        ok, interrupted = False, True
-    finally:
-        if before is None:
-            os.environ.pop("RESNET_NB_REPRODUCE_COMMAND", None)
-        else:
-            os.environ["RESNET_NB_REPRODUCE_COMMAND"] = before
-    wall = time.perf_counter() - t0
-    for rset in sets:
-        finish_set(rset, specs[rset.name], out)
-        record_set(rset, specs[rset.name], out, command, {
-            "started": started, "wall_seconds": round(wall, 1),
-            "device": device_name(device), "jobs": args.jobs, "precision": args.precision,
-            "compile": args.compile or "off",
-            "queued": [s.run_id for r, s in todo if r is rset]})
-    write_manifest(out)
-    print(f"{'interrupted' if interrupted else 'done'} after {wall:.0f} s; "
-          f"{'all runs finished' if ok else 'some runs are not finished: run the same command again to resume them'}; "
-          f"results in {out}/ (python -m resnet_nb reproduce --summary --out {out})")
-    return 0 if ok else (130 if interrupted else 1)

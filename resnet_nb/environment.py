@@ -95,7 +95,7 @@ def check_device(profile_name: str | None = None) -> Check:
     """The device training will use, and whether it suits the profile."""
     import torch
     from .provenance import device_name
-    from .train import pick_device
+    from .device import pick_device
     device = pick_device()
     value = device_name(device)
     if device.type == "cpu" and profile_name == "gpu":
@@ -122,7 +122,8 @@ def check_profile() -> Check:
 
 def check_data(source: str | os.PathLike | None = None) -> Check:
     """Which CIFAR-10 source `load_cifar10(source)` will use, and whether it is there."""
-    from .data import DataError, default_cache_dir, describe_source
+    from .data import DataError
+    from .sources import default_cache_dir, describe_source
     env = os.environ.get("RESNET_NB_DATA")
     spec = os.fspath(source) if source is not None else env
     try:
@@ -202,7 +203,7 @@ def machine_speed(device=None, steps: int = 4, repeats: int = 3) -> float:
     from .data import make_synthetic
     from .metrics import training_throughput
     from .models import cifar_resnet
-    from .train import pick_device
+    from .device import pick_device
     device = pick_device(None if device is None else str(device))
     data = make_synthetic((steps + 2) * SPEED_BATCH, 10).train
     rates = []

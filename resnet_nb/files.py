@@ -9,8 +9,8 @@
 * `FolderLock`: one process at a time writes a run folder; a second one is refused with
   a line naming the first one's process id.
 * `check_writable`: the places a run will write are tried before the work starts.
-* `signals_deferred`: Ctrl-C, SIGTERM or SIGHUP during a group of writes takes effect
-  after it.
+
+(A group of writes that must not be cut by Ctrl-C uses signals.signals_deferred.)
 
 Locks use `fcntl.flock` (Linux, macOS); where it does not exist they are skipped.
 """
@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
@@ -242,34 +240,3 @@ class FolderLock:
     def __exit__(self, *exc) -> None:
         self.release()
 
-
-#: The signals that stop a run (Ctrl-C, `kill`, a closed terminal), where they exist.
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def signals_deferred(signums=STOP_SIGNALS) -> Iterator[None]:
-    """Hold back Ctrl-C (SIGINT), SIGTERM and SIGHUP while the block runs, then deliver them.
-
-    For groups of writes that belong together (a checkpoint and its history): a signal,
-    or a second Ctrl-C, cannot leave one written and the other not. Only the main thread
-    can handle signals; elsewhere the block simply runs.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {}
-    for s in signums:
-        try:
-            previous[s] = signal.signal(s, lambda signum, _frame: received.append(signum))
-        except (ValueError, OSError):   # not settable here
-            pass
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        for s in dict.fromkeys(received):
-            signal.raise_signal(s)

@@ -2,17 +2,19 @@
 
     from resnet_nb import reference
     reference.load_model("resnet-56")        # trained ResNet-56 (fig6 set), float32, eval mode
-    reference.load_history("plain-56")       # its training history (a resnet_nb.train.History)
+    reference.load_history("plain-56")       # its training history (a resnet_nb.runs.History)
     reference.histories("fig6")              # every finished run of a set
 
 The files live in the repository's `reference/` folder (or the folder named by
 RESNET_NB_REFERENCE). Every file is checked against the sha256 in its MANIFEST.json before
 it is used, weights load with `torch.load(..., weights_only=True)`, and nothing is ever
 downloaded: a missing or damaged file is an error that names the command that remakes it.
-`python -m resnet_nb reproduce` makes them (see resnet_nb.reproduce).
+`python -m tools reproduce` (tools/reproduce.py, in the repository) makes them and writes
+them where this module looks: the names and paths below are shared by both.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -20,8 +22,18 @@ from pathlib import Path
 import torch
 
 from .models import CifarResNet, ResNetConfig
-from .reproduce import HISTORY, MANIFEST, SET_INFO, get_set, sha256, weights_path
-from .train import History
+from .runs import HISTORY, History
+
+#: The sets of reference runs (tools/reproduce.py defines their budgets).
+SET_NAMES = ("fig6", "table6")
+#: The list of every stored file and its sha256, at the top of the reference folder.
+MANIFEST = "MANIFEST.json"
+#: A set's record (<set>/set.json): its budget, the command that made it, its sittings.
+SET_INFO = "set.json"
+#: The folder of the stored weights.
+WEIGHTS = "weights"
+#: Documentation beside the runs: not data, so not in the manifest.
+README = "README.md"
 
 
 class ReferenceError(RuntimeError):
@@ -29,15 +41,40 @@ class ReferenceError(RuntimeError):
 
 
 def reference_dir() -> Path:
-    """RESNET_NB_REFERENCE, else the `reference/` folder of the checkout holding resnet_nb."""
+    """RESNET_NB_REFERENCE, else the `reference/` folder of the checkout holding resnet_nb,
+    else the one beside the notebooks being run: a class release pulled into a student's home
+    on a hub (nbgitpuller), where the package is installed apart from it."""
     env = os.environ.get("RESNET_NB_REFERENCE")
     if env:
         return Path(env).expanduser()
+    checkout = _checkout_reference()
+    if not (checkout / MANIFEST).is_file():
+        here = Path.cwd()                      # a notebook's kernel runs in its folder
+        for folder in (here, here.parent):
+            if (folder / "reference" / MANIFEST).is_file():
+                return folder / "reference"
+    return checkout
+
+
+def _checkout_reference() -> Path:
     return Path(__file__).resolve().parent.parent / "reference"
 
 
+def weights_path(out: Path, set_name: str, network: str, seed: int) -> Path:
+    """Where the weights of a run are stored under the reference folder `out`."""
+    return Path(out) / WEIGHTS / f"{set_name}-{network}-seed{seed}.pt"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def remake_command(set_name: str = "fig6", seed: int = 0) -> str:
-    return f"python -m resnet_nb reproduce {set_name} --seeds {seed} --out reference/"
+    return f"python -m tools reproduce {set_name} --seeds {seed} --out reference/"
 
 
 def _how_to_fix(set_name: str, seed: int) -> str:
@@ -106,7 +143,8 @@ def load_history(network: str, set: str = "fig6", seed: int = 0) -> History:
 
 def histories(set: str = "fig6", seed: int | None = None) -> dict[str, list[History]]:
     """Every stored history of a set, by network ("plain-20", ...), one entry per seed."""
-    get_set(set)
+    if set not in SET_NAMES:
+        raise ValueError(f"reference set must be one of {', '.join(SET_NAMES)}, got {set!r}")
     files = _manifest(reference_dir())
     found: dict[str, list[History]] = {}
     for relative in sorted(files):

@@ -115,7 +115,7 @@ def source() -> str:
     return text[text.index(_LISTING_START) + len(_LISTING_START):text.index(_LISTING_END)].strip()
 
 
-#: The snippet's Normalize statistics, as `Batches(..., **SNIPPET_STATS)` and `fit` take them.
+#: The snippet's Normalize statistics, as `Batches(..., **SNIPPET_STATS)` takes them.
 SNIPPET_STATS = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5)}
 
 

@@ -1,5 +1,5 @@
 """The interactive lab (notebook 06) and the landscape view (notebook 07): controls wired to
-probes, train and viz.
+probes, train and the figures of viz_lab.
 
 Two layers, so that every view also works where no widgets are shown:
 
@@ -33,10 +33,11 @@ import torch
 from .data import Batches, CifarData, ImageSet
 from .models import CifarResNet, ModelSummary, cifar_resnet, lesioned, shortcuts_off, summarize
 from .probes import LesionResult, SignalProfile, lesion_study, loss_slice, signal_profile
-from .train import TrainingDiverged, evaluate, fit, pick_device, recipe
-from .viz import (LandscapePosition, figure_png, plot_landscape_contours,
-                  plot_landscape_position, plot_lesions, plot_network_strip,
-                  plot_signal_comparison, plot_training_race)
+from .runs import TrainingDiverged
+from .train import evaluate, fit, recipe
+from .viz import plot_architecture
+from .viz_lab import (LandscapePosition, figure_png, plot_landscape_contours, plot_lesions,
+                      plot_signal_comparison, plot_training_race)
 
 #: The depths 6n+2 the lab offers, from 8 to 110 (He et al. 2015 train 20...110 on CIFAR-10).
 LAB_DEPTHS = tuple(range(8, 111, 6))
@@ -138,7 +139,7 @@ def architecture_view(depth: int = 20, shortcut: str = "A", preact: bool = False
     model = build_model(depth, shortcut, preact)
     summary = summarize(model)
     return ArchitectureView(model.name, summary, summary.total_parameters,
-                            plot_network_strip(model, summary=summary))
+                            plot_architecture(model, summary=summary, pyplot=False))
 
 
 # --- view 2: signal and gradient at initialisation ------------------------------------------
@@ -687,7 +688,7 @@ def landscape_view(models, directions: dict, alpha: float, images: torch.Tensor,
                                          cache)
     alpha = round(float(alpha), 6)
     return LandscapeView(alpha, current, seconds,
-                         plot_landscape_position(slices, surfaces, alpha, current))
+                         LandscapePosition(slices, surfaces).move(alpha, current))
 
 
 class LandscapeLab(_Shown):
@@ -695,7 +696,7 @@ class LandscapeLab(_Shown):
 
     Every position of the slider is a point of the precomputed slices (`slices[0].alphas`),
     so an update looks the losses up and moves a marker on a figure drawn once
-    (viz.LandscapePosition): no network is evaluated, and an update costs about one PNG
+    (viz_lab.LandscapePosition): no network is evaluated, and an update costs about one PNG
     encoding. `landscape_view` measures the networks at any other alpha. The contours are
     drawn once, beside the slices, with the line the slider moves along.
     """

@@ -236,3 +236,19 @@ def test_importing_does_no_work(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**__import__("os").environ, "RESNET_NB_CACHE": str(tmp_path / "c")})
     assert r.returncode == 0, r.stderr
+
+
+def test_importing_installs_no_signal_handler_and_loads_each_name_on_first_use():
+    """Nothing happens at import: python -m resnet_nb installs its handlers when it runs, and
+    the public names come from their modules (torch with them) when first used."""
+    code = ("import signal, sys, resnet_nb; "
+            "assert signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
+            "assert 'torch' not in sys.modules, 'import loaded torch'; "
+            "from resnet_nb import History, cifar_resnet, fit; "
+            "import resnet_nb.runs, resnet_nb.models, resnet_nb.train; "
+            "assert (History, cifar_resnet, fit) == (resnet_nb.runs.History, "
+            "resnet_nb.models.cifar_resnet, resnet_nb.train.fit); "
+            "assert sorted(resnet_nb.__all__) == sorted(set(resnet_nb.__all__)); "
+            "assert all(getattr(resnet_nb, name) is not None for name in resnet_nb.__all__)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -6,12 +6,14 @@ covers that). This test uses a second environment, .venv-colab (made by
 ipywidgets 7.7.1 and no JupyterLab, sharing only the compute stack (torch, numpy, matplotlib)
 with the main environment. There:
 
-1. the Colab install cell, exactly as tools/sync_repo_url.py writes it but with a git
-   snapshot of this working tree standing in for the repository's URL and a scratch folder
-   for /content, runs with `google.colab` imported: it clones the snapshot and installs the
-   package from the clone (editable, --no-deps), as on Colab;
+1. the notebooks' set-up cell, exactly as tools/sync_repo_url.py writes it but with a git
+   snapshot of this working tree standing in for the repository's URL (its class release made
+   by `python -m tools release` as the release branch) and a scratch folder for /content, runs
+   with `google.colab` imported: it pip-installs the package from the release branch
+   (--no-deps) and fetches the release's reference runs, as on Colab;
 2. the lab notebook (notebooks/*_interactive_lab.ipynb, copied to a scratch folder) passes
-   nbval in that environment, importing the package from the clone;
+   nbval in that environment, importing the installed package and reading those reference
+   runs (RESNET_NB_REFERENCE, as the set-up cell leaves it in Colab's kernel);
 3. the classic Notebook server shows it to headless Chromium (Debian's chromium, driven by
    Playwright as in test_browser.py): Cell > Run All, then a shortcut toggle, the depth
    slider, and Train followed by Stop, each checked for its effect. A screenshot is saved in
@@ -66,7 +68,7 @@ def _lab_notebook() -> Path:
 
 def _colab_env(**extra) -> dict:
     """The environment of a process in .venv-colab: no PYTHONPATH (the package must come from
-    the install cell's clone), the smoke profile, the shell's data and cache."""
+    the set-up cell's install), the smoke profile, the shell's data and cache."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPATH", "RESNET_NB_CACHE", "VIRTUAL_ENV")}
     env.update(RESNET_NB_PROFILE="smoke", TQDM_DISABLE="1",
@@ -105,28 +107,44 @@ def colab_python() -> Path:
     return python
 
 
+def _pip_uninstall(colab_python: Path) -> None:
+    subprocess.run([str(colab_python), "-m", "pip", "uninstall", "-q", "-y", "resnet_nb"],
+                   env=_colab_env(), capture_output=True, timeout=120)
+
+
 @pytest.fixture(scope="module")
-def installed(colab_python, tmp_path_factory) -> Path:
-    """Run the install cell in .venv-colab as Colab would; return the clone it installed from."""
+def installed(colab_python, tmp_path_factory):
+    """Run the set-up cell in .venv-colab as Colab would; return the folder of the release's
+    reference runs it fetched. The package is uninstalled again afterwards."""
+    from tools import release
     sync = _sync_script()
     repo = sync.read_repository(ROOT / "pyproject.toml")
     source = snapshot_repository(tmp_path_factory.mktemp("repository"))
+    folder = tmp_path_factory.mktemp("release")
+    release.make_release_folder(folder / "out")
+    assert release.commit_release(folder / "out", repo.release_branch, source)
     clone = tmp_path_factory.mktemp("content") / repo.name
-    cell = sync.install_source(repo, clone=str(clone), url=source.as_uri())
-    # The committed notebooks hold the same cell with the real URL and /content (checked by
-    # tests/test_repo_links.py); the two substitutions are all that differs.
+    cell = sync.install_source(repo, url=source.as_uri(), folder=str(clone))
+    # The committed notebooks hold the same cell with the real URL and the default folder
+    # (checked by tests/test_repo_links.py); these two are all that differs.
     assert cell == sync.install_source(repo).replace(repo.url, source.as_uri()).replace(
-        f"/content/{repo.name}", str(clone))
+        f'"{repo.release_branch}")', f'"{repo.release_branch}", {json.dumps(str(clone))})')
     run = ("import sys, types\n"
            "sys.modules['google.colab'] = types.ModuleType('google.colab')   # as in Colab\n"
-           + cell)
+           + cell + "\nimport os; print(os.environ['RESNET_NB_REFERENCE'])")
+    _pip_uninstall(colab_python)
     r = subprocess.run([str(colab_python), "-c", run], cwd=clone.parent, env=_colab_env(),
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    return clone
+    try:
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+        assert r.stdout.strip().splitlines()[-1] == str(clone / "reference")
+        yield clone / "reference"
+    finally:
+        _pip_uninstall(colab_python)
 
 
-def test_install_cell_installs_the_package_from_its_clone(colab_python, installed, tmp_path):
+def test_set_up_cell_installs_the_package_and_reference_runs_of_the_release(
+        colab_python, installed, tmp_path):
     code = ("import resnet_nb, ipywidgets, importlib.util as u; "
             "print(resnet_nb.__file__); print(ipywidgets.__version__); "
             "print(u.find_spec('jupyterlab'))")
@@ -134,10 +152,18 @@ def test_install_cell_installs_the_package_from_its_clone(colab_python, installe
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     where, widgets, lab = r.stdout.split()
-    assert Path(where).resolve() == (installed / "resnet_nb" / "__init__.py").resolve()
-    assert widgets == "7.7.1" and lab == "None"
-    # The clone carries the whole repository (e.g. reference/ once it exists).
-    assert (installed / "pyproject.toml").is_file() and (installed / ".git").is_dir()
+    package = Path(where).resolve().parent
+    assert VENV.resolve() in package.parents                 # installed, not a clone on a path
+    for module in (ROOT / "resnet_nb").glob("*.py"):
+        assert (package / module.name).read_bytes() == module.read_bytes(), module.name
+    assert widgets == "7.7.1" and lab == "None"              # Colab's front end kept (--no-deps)
+    # The release's reference runs, and nothing of the instructor's course.
+    clone = installed.parent
+    assert (installed / "MANIFEST.json").read_bytes() == (
+        ROOT / "reference" / "MANIFEST.json").read_bytes()
+    assert not (clone / "teaching").exists() and not (clone / "tests").exists()
+    notebooks = [p.read_text() for p in (clone / "notebooks").glob("*.ipynb")]
+    assert notebooks and not any("BEGIN SOLUTION" in n for n in notebooks)
 
 
 def test_lab_notebook_passes_nbval_in_the_colab_like_environment(colab_python, installed,
@@ -149,7 +175,8 @@ def test_lab_notebook_passes_nbval_in_the_colab_like_environment(colab_python, i
          "--nbval-current-env", "--nbval-sanitize-with", str(ROOT / "tests" /
                                                              "nbval_sanitize.cfg"),
          "-W", "ignore::DeprecationWarning", notebook.name],
-        cwd=tmp_path, env=_colab_env(), capture_output=True, text=True, timeout=600)
+        cwd=tmp_path, env=_colab_env(RESNET_NB_REFERENCE=str(installed)), capture_output=True,
+        text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-5000:] + r.stderr[-2000:]
     assert re.search(r"\b\d+ passed\b", r.stdout) and " failed" not in r.stdout, r.stdout[-2000:]
 
@@ -171,7 +198,8 @@ def classic_server(colab_python, installed, tmp_path):
     config = tmp_path / "config"
     config.mkdir()
     port = _free_port()
-    env = _colab_env(JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"))
+    env = _colab_env(JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
+                     RESNET_NB_REFERENCE=str(installed))
     log = open(tmp_path / "notebook.log", "w")
     proc = subprocess.Popen(
         [str(colab_python), "-m", "notebook", "--no-browser", f"--port={port}",

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from resnet_nb import data as D
+from resnet_nb import readers, sources
 from resnet_nb.data import Batches, DataError, ImageSet, augment, load_cifar10, normalize
 
 CLASSES = D.CLASSES
@@ -103,7 +104,7 @@ def test_env_variable_chooses_the_source(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("RESNET_NB_DATA", str(tmp_path / "tv"))
     assert len(load_cifar10().train) == 20
     assert "torchvision folder" in capsys.readouterr().out
-    assert "torchvision folder" in D.describe_source()
+    assert "torchvision folder" in sources.describe_source()
 
 
 def test_cache_second_load_reads_no_images(tmp_path, monkeypatch, capsys):
@@ -113,7 +114,7 @@ def test_cache_second_load_reads_no_images(tmp_path, monkeypatch, capsys):
 
     def no_decoding(*a, **k):
         raise AssertionError("the cache should have been used")
-    monkeypatch.setattr(D, "_decode", no_decoding)
+    monkeypatch.setattr(readers, "_decode", no_decoding)
     capsys.readouterr()
     second = load_cifar10(tmp_path / "cifar")
     assert "decoded cache" in capsys.readouterr().out

@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-import resnet_nb.train as T
 from resnet_nb import cifar_resnet, fit, load_cifar10, make_synthetic, recipe
 from resnet_nb.data import CLASSES, Batches, ImageSet, normalize
 
@@ -60,15 +59,14 @@ class RecordingBatches(Batches):
             yield x, y
 
 
-def test_fit_shuffles_the_training_set_anew_every_epoch(monkeypatch):
+def test_fit_shuffles_the_training_set_anew_every_epoch():
     data = make_synthetic(128, 10)
     data = type(data)(ImageSet(data.train.images, torch.arange(128)),      # label = index
                       ImageSet(data.test.images, torch.arange(10) % 10))
     RecordingBatches.passes = []
-    monkeypatch.setattr(T, "Batches", RecordingBatches)
     cfg = recipe("fast", epochs=3, batch_size=32, seed=1)
     fit(cifar_resnet(8, num_classes=128, width=4), data, cfg, device="cpu", progress=False,
-        evaluate_test=False, verbose=False)
+        evaluate_test=False, verbose=False, batches=RecordingBatches)
     orders = [torch.cat(seen) for train, seen in RecordingBatches.passes if train]
     assert len(orders) == 3
     for order in orders:                       # every image once per epoch

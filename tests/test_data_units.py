@@ -11,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-import resnet_nb.data as D
-from resnet_nb.data import (CLASSES, Batches, CifarData, DataError, ImageSet, describe_source,
-                            load_cifar10, make_synthetic)
+from resnet_nb.data import (CLASSES, Batches, CifarData, DataError, ImageSet, load_cifar10,
+                            make_synthetic)
+from resnet_nb.files import show_path
+from resnet_nb.readers import TV_FILES
+from resnet_nb.sources import default_cache_dir, describe_source
 
 
 def image_folder(root, n=1, seed=0, suffix=".png", classes=CLASSES):
@@ -31,7 +33,7 @@ def tv_folder(root, n=2):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name in D._TV_FILES[:-1]:
+    for name in TV_FILES[:-1]:
         d = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": [1] * n}
         (folder / name).write_bytes(pickle.dumps(d))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(CLASSES)}))
@@ -40,13 +42,13 @@ def tv_folder(root, n=2):
 
 def test_default_cache_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("RESNET_NB_CACHE", str(tmp_path / "c"))
-    assert D.default_cache_dir() == tmp_path / "c"
+    assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("RESNET_NB_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert D.default_cache_dir() == tmp_path / "xdg" / "resnet_nb"
+    assert default_cache_dir() == tmp_path / "xdg" / "resnet_nb"
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert D.default_cache_dir() == tmp_path / "home" / ".cache" / "resnet_nb"
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "resnet_nb"
 
 
 def test_describe_source_names_each_kind(tmp_path, monkeypatch):
@@ -75,9 +77,9 @@ def test_describe_source_names_each_kind(tmp_path, monkeypatch):
 def test_paths_are_shown_without_this_machines_folders(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "a" / "b").mkdir(parents=True)
-    assert D._show(tmp_path / "a" / "b") == os.path.join("a", "b")
+    assert show_path(tmp_path / "a" / "b") == os.path.join("a", "b")
     monkeypatch.chdir(tmp_path / "a" / "b")
-    assert D._show(tmp_path / "x" / "y.tar.gz") == ".../x/y.tar.gz"
+    assert show_path(tmp_path / "x" / "y.tar.gz") == ".../x/y.tar.gz"
 
 
 def test_cache_is_rebuilt_when_the_source_changes(tmp_path):
@@ -108,7 +110,7 @@ def test_archive_cache_follows_the_archive(tmp_path):
     os.utime(archive, ns=(0, os.stat(archive).st_mtime_ns + 10**9))
     two = load_cifar10(archive, verbose=False)
     assert not torch.equal(one.train.images, two.train.images)
-    assert one.source == "archive " + D._show(archive)
+    assert one.source == "archive " + show_path(archive)
 
 
 def test_image_folder_reader_edge_cases(tmp_path):
@@ -119,7 +121,7 @@ def test_image_folder_reader_edge_cases(tmp_path):
     assert len(data.train) == 11 and len(data.test) == 10
     grey = data.train.images[data.train.labels == CLASSES.index("dog")]
     assert any(bool((img == 77).all()) for img in grey)          # grey -> 3 equal channels
-    assert data.classes == CLASSES and data.source == "image folder " + D._show(src)
+    assert data.classes == CLASSES and data.source == "image folder " + show_path(src)
 
 
 def test_image_folder_errors(tmp_path):
@@ -301,7 +303,7 @@ def py2_tv_folder(root, n=3, names=CLASSES):
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
     truth = {}
-    for name in D._TV_FILES[:-1]:
+    for name in TV_FILES[:-1]:
         # Pixels above 127 cannot be read as ASCII, which is what pickle assumes otherwise.
         data = rng.integers(128, 256, (n, 3072), dtype=np.uint8)
         labels = [int(x) for x in rng.integers(0, 10, n)]
@@ -333,7 +335,7 @@ def test_torchvision_pickles_made_by_python_2(tmp_path, as_archive):
     assert data.test.labels.tolist() == truth["test_batch"][1]
     assert data.classes == CLASSES
     kind = "archive" if as_archive else "torchvision folder"
-    assert data.source == f"{kind} {D._show(source)}"
+    assert data.source == f"{kind} {show_path(source)}"
     # batches.meta's Python 2 strings are read as text (not bytes) and checked: other names
     # are refused, quoted as they are in the file.
     other, _ = py2_tv_folder(tmp_path / "upper", names=tuple(c.upper() for c in CLASSES))
@@ -419,7 +421,7 @@ def test_the_cache_keeps_class_names_and_says_where_the_data_came_from(tmp_path,
     (cache_file,) = (tmp_path / "cache").glob("cifar10-*.pt")
     assert torch.load(cache_file, weights_only=True)["classes"] == list(CLASSES)
     assert second.classes == CLASSES and second.source == first.source
-    assert second.source == "image folder " + D._show(src)
+    assert second.source == "image folder " + show_path(src)
     for a, b in ((first.train, second.train), (first.test, second.test)):
         assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
 

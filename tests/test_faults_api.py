@@ -82,6 +82,11 @@ def test_sizes_may_be_numpy_integers():
     import numpy as np
     d = make_synthetic(100, 20).subset(train=np.int64(50)).split_validation(np.int64(10))
     assert (len(d.train), len(d.val), len(Batches(d.train, batch_size=np.int64(8)))) == (40, 10, 5)
+    # A recipe takes them too, and stores Python integers (a history's JSON holds them).
+    import json
+    from dataclasses import asdict
+    cfg = recipe("fast", epochs=np.int64(2), batch_size=np.int32(8), seed=np.uint8(3))
+    assert json.loads(json.dumps(asdict(cfg)))["batch_size"] == 8 and type(cfg.seed) is int
 
 
 def test_a_lesion_lab_without_networks_says_so():

@@ -178,7 +178,8 @@ def test_ctrl_c_twice_is_one_line(tmp_path, capsys, monkeypatch):
         pytest.fail("the second Ctrl-C ended in a traceback")
     line = one_line_error(capsys, rc, code=130)
     assert "stopped by Ctrl-C" in line and "--resume continues" in line
-    assert T.load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
+    from resnet_nb.runs import load_checkpoint
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pt")["epoch"] == 1
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGHUP"), reason="POSIX signals")
@@ -332,23 +333,26 @@ def test_a_signal_during_training_stops_cleanly(signum, code, tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
 
 
-# --- reproduce follows the same rules ---------------------------------------------------------
+# --- reproduce (python -m tools reproduce) follows the same rules ----------------------------
 
-REPRODUCE = ["reproduce", "fig6", "--depths", "20", "--epochs", "1", "--train-size", "128",
+REPRODUCE = ["fig6", "--depths", "20", "--epochs", "1", "--train-size", "128",
              "--test-size", "64", "--device", "cpu"]
 
 
 def test_reproduce_checks_its_output_folder_before_loading_data(tmp_path, capsys):
     (tmp_path / "out").write_text("a file")
-    rc = main([*REPRODUCE, "--out", str(tmp_path / "out"), "--data", str(tmp_path / "nowhere")])
+    from tools.reproduce import main as reproduce
+    rc = reproduce([*REPRODUCE, "--out", str(tmp_path / "out"), "--data",
+                    str(tmp_path / "nowhere")])
     assert "output folder (--out) .../" in one_line_error(capsys, rc)      # not the data
 
 
 def test_a_second_reproduce_on_the_same_output_folder_is_one_line(tmp_path, capsys):
     from resnet_nb.files import FolderLock
+    from tools.reproduce import main as reproduce
     (tmp_path / "ref").mkdir()
     with FolderLock(tmp_path / "ref"):
-        rc = main([*REPRODUCE, "--out", str(tmp_path / "ref"), "--data", "synthetic"])
+        rc = reproduce([*REPRODUCE, "--out", str(tmp_path / "ref"), "--data", "synthetic"])
     line = one_line_error(capsys, rc)
     assert f"another process (pid {os.getpid()}) is writing the output folder (--out)" in line
     assert not (tmp_path / "ref" / "fig6").exists()            # refused before any work
@@ -356,7 +360,7 @@ def test_a_second_reproduce_on_the_same_output_folder_is_one_line(tmp_path, caps
 
 def test_reproduce_writes_its_records_atomically(tmp_path, full_disk):
     """A manifest, set record, history or weight file whose write fails keeps the old one."""
-    from resnet_nb import reproduce as R
+    from tools import reproduce as R
     (tmp_path / "fig6" / "r").mkdir(parents=True)
     (tmp_path / "fig6" / "r" / "history.json").write_text("{}")
     R.write_manifest(tmp_path)

@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from resnet_nb import data as D
+from resnet_nb import readers, sources
 from resnet_nb.data import CifarData, DataError, ImageSet, load_cifar10
 
 CLASSES = D.CLASSES
@@ -132,18 +133,18 @@ def fake(train_counts, test_counts):
 
 
 def test_counts_of_the_full_set_pass_silently():
-    assert D._check_counts(fake([5000] * 10, [1000] * 10), "x") is None
+    assert sources._check_counts(fake([5000] * 10, [1000] * 10), "x") is None
 
 
 def test_more_images_than_cifar10_has_are_refused():
     with pytest.raises(DataError, match=r"train has more images of a class than CIFAR-10's "
                                         r"5,000 \(cat 5,001\)"):
-        D._check_counts(fake([5000, 5000, 5000, 5001] + [5000] * 6, [1000] * 10), "x")
+        sources._check_counts(fake([5000, 5000, 5000, 5001] + [5000] * 6, [1000] * 10), "x")
 
 
 def test_a_full_copy_missing_some_images_is_refused():
     with pytest.raises(DataError, match=r"test is incomplete: dog 999 of 1,000 images"):
-        D._check_counts(fake([5000] * 10, [1000] * 5 + [999] + [1000] * 4), "x")
+        sources._check_counts(fake([5000] * 10, [1000] * 5 + [999] + [1000] * 4), "x")
 
 
 def test_a_small_copy_loads_and_says_how_small(tmp_path, capsys):
@@ -206,7 +207,7 @@ def make_tv(root, n=10):
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
-    for name in D._TV_FILES[:-1]:
+    for name in readers.TV_FILES[:-1]:
         d = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
              "labels": [i % 10 for i in range(n)]}
         (folder / name).write_bytes(pickle.dumps(d))
@@ -243,8 +244,8 @@ def test_a_cache_that_cannot_be_written_decodes_into_memory_and_says_so(tmp_path
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
     decoded = []
-    real_decode = D._decode
-    monkeypatch.setattr(D, "_decode", lambda raw, name: decoded.append(name) or
+    real_decode = readers._decode
+    monkeypatch.setattr(readers, "_decode", lambda raw, name: decoded.append(name) or
                         real_decode(raw, name))
     check_is(load_cifar10(tmp_path / "c", cache_dir=blocked), truth)
     out = capsys.readouterr().out

@@ -8,7 +8,8 @@ import pytest
 fcntl = pytest.importorskip("fcntl")
 
 from resnet_nb.files import (TEMP_PREFIX, FolderBusy, FolderLock, atomic_write, locked_temp_dir,
-                             remove_leftovers, signals_deferred)
+                             remove_leftovers)
+from resnet_nb.signals import signals_deferred
 
 
 def age(path, seconds=3600):

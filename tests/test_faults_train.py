@@ -90,7 +90,7 @@ def test_a_resumed_run_records_each_sitting(tiny, tmp_path, capsys):
 
 def test_a_resume_in_other_arithmetic_is_said_and_recorded():
     """A run started in bf16 on a GPU goes on in fp32 on a CPU: allowed, but not silently."""
-    from resnet_nb.train import _add_sitting
+    from resnet_nb.runs import _add_sitting
     saved = History(provenance={"device": "cuda: NVIDIA H100", "precision": "bf16",
                                 "compile": "off"})              # an older history: no sittings
     said = []

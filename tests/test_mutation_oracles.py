@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import resnet_nb.data as D
-from resnet_nb import cifar_resnet, make_synthetic
+from resnet_nb import cifar_resnet, make_synthetic, readers, sources
 from resnet_nb.data import CLASSES, DataError, load_cifar10, normalize
 from resnet_nb.probes import (_local_minima, _loss_and_accuracy, gradient_correlation,
                               path_length_gradients, sampled_path_gradients,
@@ -169,7 +168,7 @@ def _batch(n=2, labels=None, data=None):
 
 def _tv_tar(path, extra=(), replace=None):
     """A torchvision archive: cifar-10-batches-py/ with its six batches and batches.meta."""
-    files = {f"cifar-10-batches-py/{name}": _batch() for name in D._TV_FILES[:-1]}
+    files = {f"cifar-10-batches-py/{name}": _batch() for name in readers.TV_FILES[:-1]}
     files["cifar-10-batches-py/batches.meta"] = pickle.dumps({"label_names": list(CLASSES)})
     files.update(replace or {})
     with tarfile.open(path, "w:gz") as tar:
@@ -205,13 +204,14 @@ def test_a_bad_batch_in_an_archive_is_named(tmp_path):
 ])
 def test_batches_of_the_wrong_shape_or_type_are_refused(data, why):
     with pytest.raises(DataError, match=why):
-        D._unpickle_batch(io.BytesIO(_batch(data=data)), "data_batch_1")
+        readers._unpickle_batch(io.BytesIO(_batch(data=data)), "data_batch_1")
 
 
 def test_batch_labels_stored_as_a_small_integer_array_load_as_int64():
     # _unpickle_batch 12, 14: labels saved as an int32 / uint8 array (numpy's choice on Windows)
     for dt in (np.int32, np.uint8):
-        images, labels = D._unpickle_batch(io.BytesIO(_batch(labels=np.array([3, 9], dt))), "b")
+        batch = io.BytesIO(_batch(labels=np.array([3, 9], dt)))
+        images, labels = readers._unpickle_batch(batch, "b")
         assert labels.dtype == torch.int64 and labels.tolist() == [3, 9]
 
 
@@ -263,21 +263,21 @@ def test_two_copies_of_an_image_folder_name_the_top_level(tmp_path):
 def test_check_set_refuses_wrong_shapes_types_and_labels(images, labels, what):
     # _check_set 2, 3, 4, 22, 27
     with pytest.raises(ValueError, match=f"x {what} are not"):
-        D._check_set(images, labels, "x")
-    D._check_set(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, 9]), "x")
+        readers.check_set(images, labels, "x")
+    readers.check_set(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, 9]), "x")
 
 
 def test_a_cache_of_another_version_is_not_read(tmp_path):
     # _read_cache 7: a dict of another version must be refused, not read
     data = make_synthetic(20, 10)
     cache = tmp_path / "c.pt"
-    D._write_cache(cache, data)
-    assert torch.equal(D._read_cache(cache, "x").train.images, data.train.images)
+    sources._write_cache(cache, data)
+    assert torch.equal(sources._read_cache(cache, "x").train.images, data.train.images)
     d = torch.load(cache, weights_only=True)
-    d["version"] = D._CACHE_VERSION + 1
+    d["version"] = sources._CACHE_VERSION + 1
     torch.save(d, cache)
     with pytest.raises(ValueError, match="not a cache file of this version"):
-        D._read_cache(cache, "x")
+        sources._read_cache(cache, "x")
 
 
 def test_the_default_validation_split_is_the_papers_5000_images_with_seed_0():
@@ -294,18 +294,19 @@ def test_the_default_validation_split_is_the_papers_5000_images_with_seed_0():
 
 def test_the_divergence_message_counts_the_saved_epochs_and_suggests_a_rate():
     from pathlib import Path
-    from resnet_nb.train import History, _diverged_message, recipe
+    from resnet_nb.runs import History, _diverged_message
+    from resnet_nb.train import recipe, suggest_lr
     cfg = recipe("fast", lr=30.0)
     two, one = History(), History()
     two.epochs, one.epochs = [{"epoch": 1}, {"epoch": 2}], [{"epoch": 1}]
     err = ValueError("loss nan at step 5")
-    msg = _diverged_message(err, 2, cfg, Path("runs/x"), two)
+    msg = _diverged_message(err, 2, suggest_lr(cfg), Path("runs/x"), two)
     assert msg.startswith("training diverged: loss nan at step 5 in epoch 3. ")
     assert "e.g. lr=0.2, the 'fast' recipe's default (in a new output folder)" in msg
     assert msg.endswith("; epochs 1-2, whose numbers are all finite, are saved in runs/x/")
-    assert _diverged_message(err, 1, cfg, Path("runs/x"), one).endswith(
+    assert _diverged_message(err, 1, suggest_lr(cfg), Path("runs/x"), one).endswith(
         "; epoch 1, whose numbers are all finite, is saved in runs/x/")
-    bare = _diverged_message(err, 0, cfg, None, History())
+    bare = _diverged_message(err, 0, suggest_lr(cfg), None, History())
     assert bare.endswith("e.g. lr=0.2, the 'fast' recipe's default")  # nothing saved, no folder
 
 
@@ -317,7 +318,7 @@ def test_a_rate_for_a_recipe_of_ones_own_is_a_tenth():
 
 
 def test_a_failed_save_carries_the_history_so_far():
-    from resnet_nb.train import History, SaveFailed
+    from resnet_nb.runs import History, SaveFailed
     h = History()
     h.status = "failed"
     e = SaveFailed("could not save epoch 2", h)

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from resnet_nb import cifar_resnet, fit, load_checkpoint, make_synthetic, recipe
 from resnet_nb.data import Batches, ImageSet
-from resnet_nb.train import _loss_bound, lr_at, make_optimizer, train_one_epoch
+from resnet_nb.runs import loss_bound
+from resnet_nb.train import lr_at, make_optimizer, train_one_epoch
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor, eps: float) -> float:
@@ -105,7 +106,7 @@ def test_one_training_step_is_the_recipes_sgd_step(name):
     cfg = recipe(name)
     data = make_synthetic(32, 10, seed=5)
     # Not confident_model(): with the weights below, its loss (about 60) would be above the
-    # bound at which train_one_epoch stops a run as exploded (10 x ln(10), see _loss_bound).
+    # bound at which train_one_epoch stops a run as exploded (10 x ln(10), see runs.loss_bound).
     torch.manual_seed(0)
     model = cifar_resnet(8, width=8)
     with torch.no_grad():            # weights large enough that weight decay shows in a step
@@ -117,7 +118,7 @@ def test_one_training_step_is_the_recipes_sgd_step(name):
     reference = copy.deepcopy(model).train()
     loss = F.cross_entropy(reference(x), y, label_smoothing=cfg.label_smoothing)
     grads = torch.autograd.grad(loss, list(reference.parameters()))
-    assert float(loss.detach()) < _loss_bound(10)
+    assert float(loss.detach()) < loss_bound(10)
     lr = 0.05
     train_one_epoch(model, batches, make_optimizer(model, cfg), lambda s: lr,
                     label_smoothing=cfg.label_smoothing, progress=False)

@@ -1,4 +1,4 @@
-"""The reference runs: the reproduce command at a tiny budget, and loading what it stores."""
+"""The reference runs: tools/reproduce.py at a tiny budget, and loading what it stores."""
 import json
 from pathlib import Path
 
@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from resnet_nb import make_synthetic, reference
-from resnet_nb.cli import main
-from resnet_nb.reproduce import (MANIFEST, SETS, get_set, run_dir, sha256, summary_table,
-                                 train_run, with_budget)
-from resnet_nb.train import History
+from resnet_nb.reference import MANIFEST, sha256
+from resnet_nb.runs import History
+from tools.reproduce import SETS, get_set, main, run_dir, summary_table, train_run, with_budget
 
 TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "128", "--test-size", "64",
         "--device", "cpu"]
@@ -19,7 +18,7 @@ TINY = ["--data", "synthetic", "--epochs", "1", "--train-size", "128", "--test-s
 def made(tmp_path_factory):
     """fig6 at depth 20 (plain-20 and ResNet-20), one epoch of 128 synthetic images."""
     out = tmp_path_factory.mktemp("reference")
-    assert main(["reproduce", "fig6", "--depths", "20", "--out", str(out), *TINY]) == 0
+    assert main(["fig6", "--depths", "20", "--out", str(out), *TINY]) == 0
     return out
 
 
@@ -31,6 +30,7 @@ def ref(made, monkeypatch):
 
 def test_the_sets_are_the_papers():
     fig6, table6 = SETS["fig6"], SETS["table6"]
+    assert tuple(SETS) == reference.SET_NAMES         # the sets resnet_nb.reference reads
     assert fig6.depths == (20, 32, 44, 56) and fig6.shortcuts == ("none", "A")
     assert fig6.val_size == 0 and fig6.train_images == 50_000
     # Table 6's recipe: 45k/5k split, 64k iterations of batch 128, lr/10 at 32k and 48k.
@@ -53,7 +53,7 @@ def test_reproduce_writes_histories_set_record_weights_and_manifest(made):
         h = History.load(made / "fig6" / f"{network}-seed0" / "history.json")
         assert h.status == "completed" and len(h.epochs) == 1
         assert h.provenance["reference_set"] == "fig6" and h.provenance["train_images"] == 128
-        assert h.provenance["command"].startswith("python -m resnet_nb reproduce fig6")
+        assert h.provenance["command"].startswith("python -m tools reproduce fig6")
         assert h.epochs[0]["images_per_second"] > 0
     info = json.loads((made / "fig6" / "set.json").read_text())
     assert info["budget"].startswith("1 epochs of 128 training images = 1 iterations")
@@ -69,7 +69,7 @@ def test_reproduce_writes_histories_set_record_weights_and_manifest(made):
 
 def test_a_finished_run_is_skipped(made, capsys):
     before = (made / "fig6" / "resnet-20-seed0" / "history.json").read_bytes()
-    assert main(["reproduce", "fig6", "--depths", "20", "--out", str(made), *TINY]) == 0
+    assert main(["fig6", "--depths", "20", "--out", str(made), *TINY]) == 0
     assert "2 already finished (skipped)" in capsys.readouterr().out
     assert (made / "fig6" / "resnet-20-seed0" / "history.json").read_bytes() == before
 
@@ -132,7 +132,7 @@ def test_a_damaged_file_is_refused_with_the_command_that_remakes_it(ref, tmp_pat
     weights.write_bytes(bytes(raw))
     with pytest.raises(reference.ReferenceError, match="damaged") as e:
         reference.load_model("resnet-20")
-    assert "python -m resnet_nb reproduce fig6 --seeds 0 --out reference/" in str(e.value)
+    assert "python -m tools reproduce fig6 --seeds 0 --out reference/" in str(e.value)
     assert "\n" not in str(e.value)
     weights.unlink()
     with pytest.raises(reference.ReferenceError, match="missing"):
@@ -155,11 +155,11 @@ def test_summary_table_reports_measured_and_missing_networks(made):
 
 
 def test_bad_reproduce_arguments_are_one_line_errors(tmp_path, capsys):
-    assert main(["reproduce", "fig7", "--out", str(tmp_path)]) == 2
+    assert main(["fig7", "--out", str(tmp_path)]) == 2
     assert "reference set must be one of fig6, table6" in capsys.readouterr().err
-    assert main(["reproduce", "fig6", "--depths", "21", "--out", str(tmp_path)]) == 2
+    assert main(["fig6", "--depths", "21", "--out", str(tmp_path)]) == 2
     assert "fig6 has depths 20, 32, 44, 56, not 21" in capsys.readouterr().err
-    assert main(["reproduce", "--out", str(tmp_path)]) == 2
+    assert main(["--out", str(tmp_path)]) == 2
 
 
 # --- the runs committed in reference/ -------------------------------------------------
@@ -170,7 +170,7 @@ COMMITTED = Path(__file__).resolve().parent.parent / "reference"
 def test_the_committed_files_match_their_manifest():
     files = json.loads((COMMITTED / MANIFEST).read_text())["files"]
     stored = {p.relative_to(COMMITTED).as_posix() for p in COMMITTED.rglob("*")
-              if p.is_file() and p.name not in (MANIFEST, "checkpoint.pt", "train.log")
+              if p.is_file() and p.name not in (MANIFEST, "README.md", "checkpoint.pt", "train.log")
               and not p.name.startswith(".")}          # .gitignore, the folder locks
     assert stored == set(files), "every stored file is in the manifest, and only those"
     for name, entry in files.items():
@@ -225,7 +225,6 @@ def test_the_committed_table6_run_is_the_papers_recipe_and_says_what_the_readme_
     assert info["finished_runs"] == ["resnet-20-seed0"]
     assert "H200" in h.provenance["device"]
     # The summary table puts it beside the paper's 8.75%.
-    from resnet_nb.reproduce import summary_table
     row = next(line for line in summary_table(COMMITTED).splitlines()
                if line.startswith("| table6 | ResNet-20 |"))
     assert "| 8.75 | 12.54 (n=1) | 1.16 (n=1) |" in row
@@ -233,7 +232,7 @@ def test_the_committed_table6_run_is_the_papers_recipe_and_says_what_the_readme_
 
 def test_compact_state_dict_keeps_running_statistics_in_float32_and_refuses_overflow():
     from resnet_nb import cifar_resnet
-    from resnet_nb.reproduce import compact_state_dict
+    from tools.reproduce import compact_state_dict
     model = cifar_resnet(8, "none")
     model.stem[1].running_var.fill_(1e6)            # beyond float16's 65,504
     out = compact_state_dict(model.state_dict())
@@ -244,32 +243,6 @@ def test_compact_state_dict_keeps_running_statistics_in_float32_and_refuses_over
     model.stem[0].weight.data.fill_(1e6)            # a parameter that float16 cannot hold
     with pytest.raises(ValueError, match="stem.0.weight is not finite in torch.float16"):
         compact_state_dict(model.state_dict())
-
-
-def test_repair_re_estimates_only_the_statistics_that_overflowed(tmp_path):
-    from resnet_nb import cifar_resnet
-    from resnet_nb.reproduce import repair_running_statistics
-    model = cifar_resnet(8, "none")
-    data = make_synthetic(256, 16)
-    model.train()
-    with torch.no_grad():                           # some trained-looking statistics
-        model(data.train.images[:64].float() / 255)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    state["stem.1.running_var"][:3] = float("inf")  # what the first export did to plain-56
-    path = tmp_path / "w.pt"
-    torch.save({"model_config": {"depth": 8, "shortcut": "none"}, "state_dict": state}, path)
-    record = repair_running_statistics(path, data.train, images=128)
-    assert record["layers"] == ["stem.1"] and record["images"] == 128
-    repaired = torch.load(path, weights_only=True)
-    assert repaired["repaired"] == record
-    new = repaired["state_dict"]
-    assert torch.isfinite(new["stem.1.running_var"]).all()
-    assert new["stem.1.running_var"].dtype == torch.float32
-    assert not torch.equal(new["stem.1.running_mean"], state["stem.1.running_mean"].float())
-    for name, value in state.items():               # every other number as it was
-        if not name.startswith("stem.1.running") and value.is_floating_point():
-            assert torch.equal(new[name].float(), value.float()), name
-    assert repair_running_statistics(path, data.train) == {}      # nothing left to repair
 
 
 def test_every_committed_weight_is_finite():

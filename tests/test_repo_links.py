@@ -1,9 +1,11 @@
 """One place names the course's repository, and every link to it agrees.
 
-pyproject.toml's [project.urls] Repository is the one place; tools/sync_repo_url.py writes
-each notebook's "Open in Colab" badge and Colab install cell, and the README's Colab and Binder
-links, from it. These tests check that the committed files agree with it, that the script
-follows a fork's setting and is idempotent, and that the install cell fails with one sentence.
+pyproject.toml's [project.urls] Repository and [tool.resnet_nb] release-branch are the one
+place; tools/sync_repo_url.py writes each notebook's "Open in Colab" badge and five-line set-up
+cell, and the README's Colab and Binder links, from them: all point at the class release (the
+student copies), never at the instructor notebooks. These tests check that the committed files
+agree, that the script follows a fork's setting and is idempotent, and that the set-up cell
+fails with one sentence.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,11 +41,13 @@ def test_every_notebook_opens_with_its_badge_and_has_one_install_cell():
         first = "".join(nb["cells"][0]["source"])
         assert first == (f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge"
                          f".svg)](https://colab.research.google.com/github/{repo.owner}/"
-                         f"{repo.name}/blob/{repo.branch}/notebooks/{path.name})"), path.name
+                         f"{repo.name}/blob/{repo.release_branch}/notebooks/{path.name})"), path.name
         installs = [c for c in nb["cells"] if sync.is_install_cell(c)]
         assert len(installs) == 1, path.name
         code_cells = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert code_cells[0] is installs[0], f"{path.name}: the install cell is not the first"
+        lines = sync.install_source(repo).split("\n")
+        assert sync._text(installs[0]) == "\n".join(lines) and len(lines) <= 5
 
 
 def _copy_course(tmp_path: Path) -> Path:
@@ -54,10 +59,11 @@ def _copy_course(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _set_repository(root: Path, url: str, cache: str = "") -> None:
+def _set_repository(root: Path, url: str, cache: str = "", release: str = "class") -> None:
     text = (root / "pyproject.toml").read_text()
     text = re.sub(r'(?m)^Repository = ".*"$', f'Repository = "{url}"', text)
     text = re.sub(r'(?m)^colab-cache = ".*"$', f'colab-cache = "{cache}"', text)
+    text = re.sub(r'(?m)^release-branch = ".*"$', f'release-branch = "{release}"', text)
     (root / "pyproject.toml").write_text(text)
 
 
@@ -65,20 +71,20 @@ def test_a_fork_sets_its_address_once_and_the_script_follows(tmp_path):
     root = _copy_course(tmp_path)
     before = {p.name: nbformat.read(p, as_version=4) for p in sync.course_notebooks(root)}
     _set_repository(root, "https://github.com/teacher/course-fork/tree/spring-2026",
-                    cache="/content/drive/MyDrive/resnet_nb_cache")
+                    cache="/content/drive/MyDrive/resnet_nb_cache", release="spring-2026-class")
     changes, problems = sync.sync(root)
     assert not problems
     assert len(changes) == len(before) + 1            # every notebook, and the README
     for path in sync.course_notebooks(root):
         nb = nbformat.read(path, as_version=4)
         badge = nb.cells[0].source
-        assert ("colab.research.google.com/github/teacher/course-fork/blob/spring-2026/"
+        assert ("colab.research.google.com/github/teacher/course-fork/blob/spring-2026-class/"
                 f"notebooks/{path.name})") in badge
         install = next(c for c in nb.cells if sync.is_install_cell(c)).source
-        assert '"https://github.com/teacher/course-fork"' in install
-        assert '"--branch", "spring-2026"' in install and '"/content/course-fork"' in install
-        assert 'drive.mount("/content/drive")' in install
-        assert 'os.environ["RESNET_NB_CACHE"] = "/content/drive/MyDrive/resnet_nb_cache"' in install
+        assert '"git+https://github.com/teacher/course-fork@spring-2026-class"' in install
+        assert ('setup("https://github.com/teacher/course-fork", "spring-2026-class", '
+                'cache="/content/drive/MyDrive/resnet_nb_cache")') in install
+        assert len(install.split("\n")) <= 5
         compile(install, path.name, "exec")
         # Nothing else changed: the other cells, their ids and outputs are as they were.
         old = before[path.name]
@@ -87,7 +93,7 @@ def test_a_fork_sets_its_address_once_and_the_script_follows(tmp_path):
         assert rest(nb.cells) == rest(old.cells)
     readme = (root / "README.md").read_text()
     assert "github/resnet-nb/resnet-nb" not in readme and "gh/resnet-nb/resnet-nb" not in readme
-    assert "mybinder.org/v2/gh/teacher/course-fork/spring-2026" in readme
+    assert "mybinder.org/v2/gh/teacher/course-fork/spring-2026-class" in readme
     # A second run has nothing left to do.
     assert sync.sync(root) == ([], [])
 
@@ -127,8 +133,15 @@ def test_an_unusable_repository_setting_says_what_to_write(tmp_path, url):
         sync.read_repository(root / "pyproject.toml")
 
 
+def test_an_unusable_release_branch_says_what_to_write(tmp_path):
+    root = _copy_course(tmp_path)
+    _set_repository(root, "https://github.com/a/b", release="two words")
+    with pytest.raises(sync.SettingsError, match=r"release-branch.*e.g. \"class\""):
+        sync.read_repository(root / "pyproject.toml")
+
+
 def test_the_readme_must_link_colab_and_binder_to_existing_notebooks():
-    repo = sync.read_repository(ROOT / "pyproject.toml")
+    repo = sync.read_repository(ROOT / "pyproject.toml").for_students()
     assert any("no Binder link" in p for p in sync.readme_problems("no links", repo, ROOT))
     missing = repo.colab_url("99_nothing.ipynb") + " " + repo.binder_url()
     assert any("does not exist" in p for p in sync.readme_problems(missing, repo, ROOT))
@@ -137,36 +150,73 @@ def test_the_readme_must_link_colab_and_binder_to_existing_notebooks():
                for p in sync.readme_problems(other + " " + repo.binder_url(), repo, ROOT))
 
 
-@pytest.mark.parametrize("fault", ["unreachable repository", "no git on the machine"])
-def test_the_install_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path, fault):
-    """Outside Colab the cell does nothing; in Colab, an unreachable repository or a missing
-    git gives one line (no CalledProcessError or FileNotFoundError, no traceback), and the
-    next cells do not run."""
+def _run_cells(tmp_path, *sources):
+    """Run code cells in a fresh kernel as "Run all" does; return the notebook (stopped at the
+    first error)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    repo = sync.read_repository(ROOT / "pyproject.toml")
-    missing = (tmp_path / "no-such-repository").as_uri()
-    cell = sync.install_source(repo, clone=str(tmp_path / "clone"), url=missing)
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell(sync.install_source(repo)),       # not in Colab: nothing
-        nbformat.v4.new_code_cell("import sys, types\n"
-                                  "sys.modules['google.colab'] = types.ModuleType('google.colab')"
-                                  + ("\nimport os; os.environ['PATH'] = ''"
-                                     if fault == "no git on the machine" else "")),
-        nbformat.v4.new_code_cell(cell),
-        nbformat.v4.new_code_cell("print('after')")])
-    client = NotebookClient(nb, kernel_name="python3", timeout=120, resources={
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    client = NotebookClient(nb, kernel_name="python3", timeout=180, resources={
         "metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError):
         client.execute()
+    return nb
+
+
+COLAB = "import sys, types\nsys.modules['google.colab'] = types.ModuleType('google.colab')"
+
+
+@pytest.mark.parametrize("fault", ["unreachable repository", "no git on the machine"])
+def test_the_set_up_cell_fails_with_one_sentence_that_says_what_to_do(tmp_path, fault):
+    """Outside Colab the cell does nothing; in Colab, a release that cannot be installed (an
+    unreachable address, no git for pip to fetch it with) gives one line, no traceback, and
+    the next cells do not run."""
+    repo = sync.read_repository(ROOT / "pyproject.toml")
+    missing = (tmp_path / "no-such-repository").as_uri()
+    cell = sync.install_source(repo, url=missing, folder=str(tmp_path / "clone"))
+    nb = _run_cells(tmp_path, sync.install_source(repo),           # not in Colab: nothing
+                    COLAB + ("\nimport os; os.environ['PATH'] = ''"
+                             if fault == "no git on the machine" else ""),
+                    cell, "print('after')")
     assert nb.cells[0].outputs == [] and nb.cells[1].outputs == []
-    (error,) = nb.cells[2].outputs
+    text = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.output_type == "stream")
+    assert not [o for o in nb.cells[2].outputs if o.output_type == "error"]   # no traceback
+    line = text.strip().splitlines()[-1]
+    assert line == (f"UsageError: could not install the course from {missing} ({repo.release_branch}): "
+                    "check that the runtime is connected and that this address opens in your "
+                    "browser, then run this cell again"), text[-2000:]
+    assert nb.cells[3].outputs == []                                   # Run All stopped there
+    assert not (tmp_path / "clone").exists()
+
+
+@pytest.mark.parametrize("fault", ["unreachable repository", "no git on the machine",
+                                   "no reference runs"])
+def test_colab_setup_fails_with_one_sentence_that_says_what_to_do(tmp_path, fault):
+    """resnet_nb.colab.setup, once the package is installed: a release it cannot fetch, or one
+    without reference runs, ends in one CourseNotInstalled line."""
+    url = (tmp_path / "no-such-repository").as_uri()
+    if fault == "no reference runs":
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "-C", str(empty)]
+        subprocess.run(git + ["init", "-q", "-b", "class"], check=True)
+        subprocess.run(git + ["commit", "-q", "--allow-empty", "-m", "x"], check=True)
+        url = empty.as_uri()
+    nb = _run_cells(tmp_path, COLAB + ("\nimport os; os.environ['PATH'] = ''"
+                                       if fault == "no git on the machine" else ""),
+                    f"from resnet_nb.colab import setup\nsetup({url!r}, 'class', "
+                    f"{str(tmp_path / 'clone')!r})", "print('after')")
+    (error,) = nb.cells[1].outputs
     assert error.output_type == "error" and error.ename == "CourseNotInstalled"
     assert len(error.traceback) == 1 and "\n" not in error.traceback[0]
     line = error.traceback[0]
-    assert line.startswith(f"CourseNotInstalled: could not download the course from {missing}")
-    assert line.endswith("then run this cell again") and "CalledProcessError" not in line
+    if fault == "no reference runs":
+        assert line.endswith("holds no reference runs (reference/MANIFEST.json): delete that "
+                             "folder, then run this cell again"), line
+    else:
+        assert line.startswith("CourseNotInstalled: could not download the course's class "
+                               f"release (class) from {url}"), line
+        assert line.endswith("then run this cell again") and "CalledProcessError" not in line
     if fault == "no git on the machine":
         assert "No such file or directory: 'git'" in line
-    assert nb.cells[3].outputs == []                                   # Run All stopped there
-    assert not (tmp_path / "clone").exists()
+    assert nb.cells[2].outputs == []

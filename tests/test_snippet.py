@@ -80,7 +80,8 @@ def test_faults_8_to_12_the_data_and_the_settings(images):
 
 
 def test_the_course_batches_give_the_snippets_numbers(images):
-    """fit(..., augment=False, **SNIPPET_STATS) trains on what the snippet's transforms make."""
+    """Batches(..., **SNIPPET_STATS), the batches fit gets for the snippet, give the numbers
+    its transforms make."""
     n = len(images)
     ours = torch.stack([SnippetCIFAR(images, transform)[i][0] for i in range(n)])
     course = next(iter(Batches(images, n, **SNIPPET_STATS)))[0]

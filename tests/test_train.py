@@ -1,4 +1,5 @@
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -80,7 +81,7 @@ def test_fit_history_is_plain_json(tiny, tmp_path):
 
 
 def test_fit_without_augmentation_and_with_other_statistics(tiny):
-    """fit passes augment, mean and std to its training and evaluation batches."""
+    """fit's batches reach its training and evaluation batches: augment, mean and std."""
     seen = {"train": [], "eval": []}
 
     class Recorder(torch.nn.Module):
@@ -94,7 +95,8 @@ def test_fit_without_augmentation_and_with_other_statistics(tiny):
 
     torch.manual_seed(0)
     h = fit(Recorder(), tiny, recipe("fast", epochs=1, batch_size=64), device="cpu",
-            progress=False, verbose=False, augment=False, mean=(0.5,) * 3, std=(0.5,) * 3)
+            progress=False, verbose=False,
+            batches=partial(Batches, augment=False, mean=(0.5,) * 3, std=(0.5,) * 3))
     want = tiny.train.images.float() / 255 * 2 - 1          # every image, on the -1..1 scale
     train = torch.cat(seen["train"])
     assert len(train) == 256

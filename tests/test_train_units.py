@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+import resnet_nb.runs as R
 import resnet_nb.train as T
 from resnet_nb import History, cifar_resnet, fit, make_synthetic, recipe
 from resnet_nb.data import Batches
-from resnet_nb.files import show_path
-from resnet_nb.train import (TrainConfig, autocast_for, grad_scaler, lr_at, make_optimizer,
-                             pick_device, resolve_precision, seed_everything, train_one_epoch)
+from resnet_nb.device import autocast_for, grad_scaler, pick_device, resolve_precision
+from resnet_nb.files import atomic_write, show_path
+from resnet_nb.train import TrainConfig, lr_at, make_optimizer, train_one_epoch
 
 
 @pytest.mark.parametrize("field, bad, match", [
@@ -92,13 +93,6 @@ def test_precision_is_checked():
         resolve_precision("cpu", "half")
 
 
-def test_seed_everything_seeds_torch():
-    seed_everything(3)
-    a = torch.rand(4)
-    torch.manual_seed(3)
-    assert torch.equal(a, torch.rand(4))
-
-
 def test_history_last_and_round_trip(tmp_path):
     h = History()
     assert h.last("test_acc") is None and h.last("test_acc", 0.5) == 0.5
@@ -116,7 +110,7 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
     def write(f):
         seen.extend(p.name for p in target.parent.iterdir())  # while it writes
         f.write(b"old")
-    T._atomic_write(target, write)
+    atomic_write(target, write)
     assert target.read_bytes() == b"old"
     # It wrote a hidden temporary file beside the target (so the rename is atomic).
     assert len(seen) == 1 and seen[0].startswith(".tmp-f.json.")
@@ -125,7 +119,7 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
         f.write(b"half")
         raise KeyboardInterrupt
     with pytest.raises(KeyboardInterrupt):
-        T._atomic_write(target, half)
+        atomic_write(target, half)
     assert target.read_bytes() == b"old"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.json"]
 
@@ -133,12 +127,12 @@ def test_atomic_write_leaves_the_old_file_and_no_temporary_one_on_failure(tmp_pa
 def test_check_finite_names_the_first_bad_step():
     losses = [torch.tensor(1.0), torch.tensor(2.0), torch.tensor(float("nan")),
               torch.tensor(float("inf"))]
-    T._check_finite(losses[:2], 0, 10, lambda s: 0.1)          # finite: no error
-    T._check_finite(losses, 4, 10, lambda s: 0.1)              # nothing new to check
+    R.check_finite(losses[:2], 0, 10, lambda s: 0.1)          # finite: no error
+    R.check_finite(losses, 4, 10, lambda s: 0.1)              # nothing new to check
     with pytest.raises(FloatingPointError, match=r"became nan at step 12 \(lr 1\.2\)"):
-        T._check_finite(losses, 1, 10, lambda s: 0.1 * s)
+        R.check_finite(losses, 1, 10, lambda s: 0.1 * s)
     with pytest.raises(FloatingPointError, match=r"became inf at step 13"):
-        T._check_finite(losses, 3, 10, lambda s: 0.1)
+        R.check_finite(losses, 3, 10, lambda s: 0.1)
 
 
 def test_a_callback_never_sees_a_non_finite_loss():
@@ -163,18 +157,18 @@ def test_train_one_epoch_checks_finiteness_every_25_steps_without_a_callback():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     calls = []
-    original = T._check_finite
+    original = T.check_finite
 
     def spy(losses, start, first_step, schedule, bound):
         calls.append((len(losses), start, bound))
         return original(losses, start, first_step, schedule, bound)
-    T._check_finite, saved = spy, T._check_finite
+    T.check_finite, saved = spy, T.check_finite
     try:
         train_one_epoch(model, Batches(data.train, 8), opt, lambda s: 0.0, progress=False)
     finally:
-        T._check_finite = saved
-    # Each check also gets the explosion bound for 10 classes (10 x ln 10, see _loss_bound).
-    bound = T._loss_bound(10)
+        T.check_finite = saved
+    # Each check also gets the explosion bound for 10 classes (10 x ln 10, see loss_bound).
+    bound = R.loss_bound(10)
     assert bound == pytest.approx(10 * math.log(10))
     assert calls == [(25, 0, bound), (50, 25, bound), (60, 50, bound)]
 
@@ -190,7 +184,7 @@ def test_fit_trains_any_module_and_resumes_it(tmp_path):
     a = net()
     h = fit(a, data, cfg, out_dir=tmp_path / "a", device="cpu", progress=False, verbose=False)
     assert h.model == {} and h.status == "completed" and len(h.epochs) == 2
-    assert T.load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model_config"] == {}
+    assert R.load_checkpoint(tmp_path / "a" / "checkpoint.pt")["model_config"] == {}
     b = net()
     fit(b, data, recipe("paper", epochs=1, batch_size=32, lr=0.01), out_dir=tmp_path / "b",
         device="cpu", progress=False, verbose=False)
@@ -248,7 +242,7 @@ def test_diverged_message_names_the_step_and_suggests_the_recipes_default(tmp_pa
     not a tenth of an absurd rate; the message names the step, its lr and the epoch."""
     data = make_synthetic(128, 16)
     cfg = recipe("paper", lr=1e6, epochs=2, batch_size=32)     # 4 steps per epoch
-    with pytest.raises(T.TrainingDiverged) as info:
+    with pytest.raises(R.TrainingDiverged) as info:
         fit(cifar_resnet(8), data, cfg, out_dir=tmp_path, device="cpu", progress=False,
             verbose=False)
     message = str(info.value)
@@ -262,7 +256,7 @@ def test_diverged_message_names_the_step_and_suggests_the_recipes_default(tmp_pa
                          r"folder\)(.*)", message)
     assert found, message
     if found[1] is not None:
-        assert float(found[2]) == pytest.approx(T._loss_bound(10), rel=1e-2)
+        assert float(found[2]) == pytest.approx(R.loss_bound(10), rel=1e-2)
         assert float(found[1]) > float(found[2])
     step, lr, epoch = int(found[3]), float(found[4]), int(found[5])
     assert epoch == step // 4 + 1 and lr == pytest.approx(lr_at(step, 8, cfg), rel=1e-2)
@@ -287,8 +281,8 @@ def test_a_tampered_checkpoint_is_refused_without_running_code(tmp_path):
     planted = tmp_path / "planted"
     torch.save({"model": _Planted(str(planted))}, tmp_path / "checkpoint.pt")
     # Refused by torch.load(weights_only=True), and reported in one line naming the file.
-    with pytest.raises(T.RunFileError, match=r"^\S*checkpoint\.pt is not a usable checkpoint: "
+    with pytest.raises(R.RunFileError, match=r"^\S*checkpoint\.pt is not a usable checkpoint: "
                                              r"it cannot be read \(UnpicklingError: Weights only "
                                              r"load failed"):
-        T.load_checkpoint(tmp_path / "checkpoint.pt")
+        R.load_checkpoint(tmp_path / "checkpoint.pt")
     assert not planted.exists()

@@ -136,7 +136,7 @@ def test_the_lab_draws_the_architecture_as_notebook_03_does(model):
     """Notebooks 03 and 05 show one drawing: the lab's (on a pyplot-free Figure) has the same
     boxes, labels, arcs and colours as plot_architecture's."""
     from matplotlib.figure import Figure
-    ours, labs = viz.plot_architecture(model), viz.plot_network_strip(model)
+    ours, labs = viz.plot_architecture(model), viz.plot_architecture(model, pyplot=False)
     assert type(labs) is Figure            # not a pyplot figure: safe to redraw from a thread
     assert _texts(ours) == _texts(labs)
     arcs = lambda f: [(p.get_edgecolor(), p.get_linestyle()) for p in f.axes[0].patches

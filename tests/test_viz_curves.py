@@ -9,7 +9,7 @@ import torch  # noqa: E402
 from resnet_nb import cifar_resnet, make_synthetic, plain_net  # noqa: E402
 from resnet_nb.data import normalize  # noqa: E402
 from resnet_nb.probes import signal_profile  # noqa: E402
-from resnet_nb.train import History  # noqa: E402
+from resnet_nb.runs import History  # noqa: E402
 from resnet_nb.viz import plot_curves, plot_signal_profiles, plot_training_curves, smooth  # noqa
 
 
@@ -65,7 +65,7 @@ def test_the_loss_axis_names_label_smoothing_when_the_runs_used_it():
     """04's and 06's runs use the fast recipe (label smoothing 0.1): a loss that cannot reach
     0, so the axis must say so; a history without smoothing (or not recording it) is plain."""
     from resnet_nb import recipe
-    from resnet_nb.train import _plain
+    from resnet_nb.runs import _plain
     from dataclasses import asdict
     fast = _plain(asdict(recipe("fast")))
     plain_ce = {**fast, "label_smoothing": 0.0}
@@ -84,7 +84,7 @@ def test_a_long_loss_label_stays_on_the_figure():
     """'training loss (cross-entropy, label smoothing 0 or 0.1 by run)' is taller than the
     figure when drawn on one line: the label wraps, so no part of it is cut off."""
     from resnet_nb import recipe
-    from resnet_nb.train import _plain
+    from resnet_nb.runs import _plain
     from dataclasses import asdict
     fast = _plain(asdict(recipe("fast")))
     fig = plot_training_curves({"a": History(config=fast, step_loss=[2.3, 2.0]),
@@ -99,7 +99,7 @@ def test_a_long_loss_label_stays_on_the_figure():
 
 def test_the_race_names_label_smoothing_from_the_runs_setting():
     from types import SimpleNamespace
-    from resnet_nb.viz import plot_training_race
+    from resnet_nb.viz_lab import plot_training_race
     run = lambda smoothing: SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2,
                                             step_loss=[2.3, 2.1, 2.0],
                                             setting={"label_smoothing": smoothing})
@@ -113,7 +113,7 @@ def test_the_race_loss_label_fits_in_its_figure():
     must lie inside the figure, not be cut off at the top."""
     from types import SimpleNamespace
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from resnet_nb.viz import plot_training_race
+    from resnet_nb.viz_lab import plot_training_race
     run = SimpleNamespace(label="ResNet-20 (A), lr 0.2", steps_per_epoch=2, step_loss=[2.3, 2.0],
                           setting={"label_smoothing": 0.1})
     fig = plot_training_race([run])

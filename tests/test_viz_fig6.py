@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from resnet_nb.train import History  # noqa: E402
+from resnet_nb.runs import History  # noqa: E402
 from resnet_nb.viz import fig6_points, plot_fig6  # noqa: E402
 
 

@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import pytest  # noqa: E402
 
 from resnet_nb.probes import LesionResult  # noqa: E402
-from resnet_nb.viz import LESION_XLABEL, figure_png, plot_lesions  # noqa: E402
+from resnet_nb.viz_lab import LESION_XLABEL, figure_png, plot_lesions  # noqa: E402
 
 DOWN = tuple(i in (3, 6) for i in range(9))          # blocks 4 and 7 downsample (ResNet-20)
 RESULTS = {"ResNet-20 (A)": LesionResult("ResNet-20 (A)", 0.5, (0.15, 0.25, 0.43, 0.45, 0.41,

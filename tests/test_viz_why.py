@@ -10,10 +10,11 @@ import pytest  # noqa: E402
 
 from resnet_nb.probes import (GradientCorrelation, LayerResponses, LossSlice,  # noqa: E402
                               LossSurface, PathGradients, SampledPaths)
-from resnet_nb.viz import (figure_png, plot_gradient_correlation, plot_gradient_lines,  # noqa: E402
-                           plot_landscape_contours, plot_landscape_position,
-                           plot_layer_responses, plot_loss_slices, plot_loss_surfaces,
-                           plot_path_gradients)
+from resnet_nb.viz_lab import (LandscapePosition, figure_png,  # noqa: E402
+                               plot_landscape_contours)
+from resnet_nb.viz_why import (plot_gradient_correlation, plot_gradient_lines,  # noqa: E402
+                               plot_layer_responses, plot_loss_slices, plot_loss_surfaces,
+                               plot_path_gradients)
 
 
 def test_layer_responses_in_order_and_sorted_plain_dashed():
@@ -72,11 +73,14 @@ def test_contours_of_several_networks_share_their_levels():
 def test_the_widget_picture_marks_the_current_point():
     slices = [_slice("plain-56", 10), _slice("ResNet-56 (A)", 1)]
     surfaces = [_surface("plain-56", 10), _surface("ResNet-56 (A)", 1)]
-    fig = plot_landscape_position(slices, surfaces, 0.25, {"plain-56": (0.25, 0.7, 0.9),
-                                                           "ResNet-56 (A)": (0.25, 0.2, 0.9)})
+    fig = LandscapePosition(slices, surfaces).move(0.25, {"plain-56": (0.25, 0.7, 0.9),
+                                                          "ResNet-56 (A)": (0.25, 0.2, 0.9)})
     assert len(fig.axes) == 3 and "+0.25" in fig.axes[0].get_title()
     points = [(list(l.get_xdata()), list(l.get_ydata())) for l in fig.axes[0].get_lines()]
     assert ([0.25], [0.7]) in points and ([0.25], [0.2]) in points
+    for ax in fig.axes[1:]:                              # and (alpha, 0) on the contours
+        assert ([0.25], [0.0]) in [(list(l.get_xdata()), list(l.get_ydata()))
+                                   for l in ax.get_lines()]
     assert figure_png(fig)[:4] == b"\x89PNG"
     fig = plot_landscape_contours(surfaces)              # the widget's fixed picture
     assert [ax.get_title() for ax in fig.axes[:2]] == ["plain-56: loss contours",

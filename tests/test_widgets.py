@@ -344,7 +344,7 @@ def test_a_landscape_update_is_fast_it_draws_no_new_figure(data, trained, monkey
     models, x, y, d1, slices, surfaces = _landscape_setup(data, trained, [-1, -0.5, 0, 0.5, 1])
     lab = LandscapeLab(models, d1, x, y, slices, surfaces)
     figure = lab.view.figure
-    monkeypatch.setattr(widgets, "plot_landscape_position",
+    monkeypatch.setattr(widgets, "LandscapePosition",
                         lambda *a, **k: pytest.fail("an update drew a new figure"))
     for value in (0.5, 1.0, -0.5, -1.0, 0.0):
         lab.alpha.value = value

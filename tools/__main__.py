@@ -18,6 +18,11 @@ The build steps, in the order `build` runs them (each is also a module: `python 
 Other tools, not build steps:
 
     site                   the course's website (build/site/; needs the [site] extra)
+    reproduce              make the reference runs (He et al. 2015, Fig. 6 and Table 6) and
+                           print the paper-against-measured table (`reproduce --summary`)
+    release                the class release: student copies, package, reference runs, as
+                           build/release/ and the branch named by pyproject's release-branch
+    class_hub              a class simulated on a real JupyterHub on 127.0.0.1 (deploy/)
     reference_on_gpu       the reference sweeps on a GPU machine
 
 `build --check` changes nothing: it runs the steps that can check (sync_repo_url, the headers'
@@ -32,7 +37,7 @@ BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_s
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "run_notebooks": ["--headers", "--check"],
           "mark_slides": ["--check"], "budget": []}
-OTHER_TOOLS = ("site", "reference_on_gpu")
+OTHER_TOOLS = ("site", "reproduce", "release", "class_hub", "reference_on_gpu")
 
 
 def run_step(name: str, argv: list[str]) -> int:

@@ -11,7 +11,7 @@ Steps, each bounded so that the whole script ends within --seconds:
 3. benchmarks/precision_and_compile.py on ResNet-20: fp32 / fp16 / bf16 and the two
    torch.compile modes (speed ratios; the fastest working mode trains the reference runs),
    unless --compile names the mode (then --jobs, default 1, says how many train at once);
-4. the reference runs, in --queue order, with `python -m resnet_nb reproduce ... --jobs N`
+4. the reference runs, in --queue order, with `python -m tools reproduce ... --jobs N`
    (N = 8 eager, 4 compiled); at the same time, short ResNet-20 runs in fp32, fp16 and bf16
    (2 seeds each) check that fp16 with loss scaling trains as well as float32 (not with
    --no-precision-check), and with --notebooks PROFILE the course notebooks run top to
@@ -130,7 +130,7 @@ class NotebookRuns:
         self.thread.join(timeout=10)
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True)
     p.add_argument("--archive", required=True)
@@ -152,18 +152,44 @@ def main(argv=None) -> int:
                    help="the order the notebooks run in (default: %(default)s)")
     p.add_argument("--smoke", action="store_true",
                    help="tiny budgets and synthetic-size runs, to test this script on a CPU")
-    args = p.parse_args(argv)
+    return p
 
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     work = ROOT / args.work
     work.mkdir(parents=True, exist_ok=True)
     out = ROOT / args.out
     deadline = args.seconds - 45          # keep time to stop the runs and pack
     py = sys.executable
-    env_note = work / "environment.txt"
     os.environ.setdefault("RESNET_NB_DATA", str(Path(args.data).resolve()))
     os.environ.setdefault("TQDM_DISABLE", "1")
+    describe_machine(work / "environment.txt", py)                                     # 1.
+    run([py, "-c", "from resnet_nb import load_cifar10; load_cifar10()"], 120,         # 2.
+        work / "data.log")
+    mode, jobs = training_mode(args, work, py, deadline)                                # 3.
+    prec = start_precision_checks(args, work, py)                                       # 4.
+    shared = ("measured while the same device trained reference runs (an upper bound)"
+              if args.queue else None)
+    notebooks = NotebookRuns(args.notebooks, work, py, args.notebook_order, shared) \
+        if args.notebooks else None
+    reference_runs(args, out, work, py, mode, jobs, deadline)
+    if notebooks:
+        notebooks.wait(deadline - elapsed())
+    for proc in prec:
+        try:
+            proc.wait(timeout=max(1, deadline - elapsed()))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+    run([py, "-m", "tools.reproduce", "--summary", "--out", str(out)], 30, work / "summary.md")
+    pack(args.archive, out, work)                                                       # 5.
+    print((work / "summary.md").read_text() if (work / "summary.md").exists() else "")
+    return 0
 
-    # 1. what machine is this
+
+def describe_machine(env_note: Path, py: str) -> None:
+    """Step 1: what machine is this (nvidia-smi, python -m resnet_nb info) into `env_note`."""
     with open(env_note, "w") as f:
         for cmd in (["nvidia-smi"], [py, "-m", "resnet_nb", "info"]):
             try:
@@ -173,10 +199,11 @@ def main(argv=None) -> int:
                 f.write(f"{cmd[0]}: {e}\n")
     log(env_note.read_text().strip().splitlines()[-1] if env_note.read_text().strip() else "")
 
-    # 2. data, decoded once
-    run([py, "-c", "from resnet_nb import load_cifar10; load_cifar10()"], 120, work / "data.log")
 
-    # 3. benchmark (unless the mode is given)
+def training_mode(args, work: Path, py: str, deadline: float) -> tuple[str | None, int]:
+    """Step 3: (compile mode or None, runs at once) for the reference runs: as given by
+    --compile and --jobs, else from the benchmark (compiled 4 at a time where it is more than
+    10% faster than eager, else eager 8 at a time)."""
     bench_json = work / "bench.json"
     if args.compile:
         bench_json.unlink(missing_ok=True)
@@ -201,8 +228,11 @@ def main(argv=None) -> int:
             jobs = 4
         log(f"bench: eager {eager:,.0f} images/s; fastest {best[0]} {best[1]['median']:,.0f}; "
             f"reference runs: compile={mode or 'off'}, {jobs} at a time")
+    return mode, jobs
 
-    # 4. precision check in the background, reference runs in the foreground
+
+def start_precision_checks(args, work: Path, py: str) -> list[subprocess.Popen]:
+    """Step 4, in the background: short ResNet-20 runs in fp32, fp16 and bf16, 2 seeds each."""
     prec = []
     budget = ["--epochs", "1", "--train-size", "256", "--test-size", "128"] if args.smoke else \
         ["--epochs", "3", "--train-size", "all", "--test-size", "all"]
@@ -215,10 +245,12 @@ def main(argv=None) -> int:
                    "--precision", precision, "--seed", str(seed), "--out", str(folder), *budget]
             prec.append(subprocess.Popen(cmd, cwd=ROOT, stdout=open(work / "precision.log", "ab"),
                                          stderr=subprocess.STDOUT))
-    shared = ("measured while the same device trained reference runs (an upper bound)"
-              if args.queue else None)
-    notebooks = NotebookRuns(args.notebooks, work, py, args.notebook_order, shared) \
-        if args.notebooks else None
+    return prec
+
+
+def reference_runs(args, out: Path, work: Path, py: str, mode: str | None, jobs: int,
+                   deadline: float) -> None:
+    """Step 4, in the foreground: each --queue item with `python -m tools.reproduce`."""
     extra = ["--out", str(out), "--jobs", str(jobs)] + (["--compile", mode] if mode else [])
     if args.smoke:
         extra += ["--epochs", "1", "--train-size", "256", "--test-size", "128",
@@ -228,20 +260,12 @@ def main(argv=None) -> int:
         if left < 20:
             log(f"no time left for: {item}")
             continue
-        run([py, "-m", "resnet_nb", "reproduce", *shlex.split(item), *extra], left,
+        run([py, "-m", "tools.reproduce", *shlex.split(item), *extra], left,
             work / "reproduce.log")
-    if notebooks:
-        notebooks.wait(deadline - elapsed())
-    for proc in prec:
-        try:
-            proc.wait(timeout=max(1, deadline - elapsed()))
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
-    run([py, "-m", "resnet_nb", "reproduce", "--summary", "--out", str(out)], 30,
-        work / "summary.md")
 
-    # 5. pack
+
+def pack(archive: str, out: Path, work: Path) -> None:
+    """Step 5: `out` and `work` into `archive`, without the checkpoints of finished runs."""
     def keeper(base: Path, arcname: str):
         def keep(info: tarfile.TarInfo):
             path = base / Path(info.name).relative_to(arcname)
@@ -252,14 +276,12 @@ def main(argv=None) -> int:
             return info
         return keep
 
-    with tarfile.open(args.archive, "w:gz") as tar:
+    with tarfile.open(archive, "w:gz") as tar:
         for base in (out, work):
             if base.exists():
                 arcname = base.name if base.is_absolute() else str(base.relative_to(ROOT))
                 tar.add(base, arcname=arcname, filter=keeper(base, arcname))
-    log(f"packed {args.archive} ({Path(args.archive).stat().st_size / 1e6:.1f} MB)")
-    print((work / "summary.md").read_text() if (work / "summary.md").exists() else "")
-    return 0
+    log(f"packed {archive} ({Path(archive).stat().st_size / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def reference_page(links: Links, readme: Path = ROOT / "reference" / "README.md"
     if readme.exists():
         return readme.read_text(encoding="utf-8")
     from resnet_nb import reference
-    from resnet_nb.reproduce import summary_table
+    from tools.reproduce import summary_table
 
     root = reference.reference_dir()
     files = json.loads((root / "MANIFEST.json").read_text())["files"]

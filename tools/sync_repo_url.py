@@ -8,19 +8,26 @@ address, optionally with `/tree/<branch>` (default branch: main). A teacher who 
 course sets it there and runs this script. From it the script writes:
 
   - in every notebooks/NN_*.ipynb, a first cell holding an "Open in Colab" badge for that
-    notebook (inserted when missing) and the Colab install cell (the code cell that tests
+    notebook (inserted when missing) and the five-line set-up cell (the code cell that tests
     `"google.colab" in sys.modules`; inserted after the opening cell when missing);
   - in README.md, the Colab links (colab.research.google.com/github/...) and the Binder
     links (mybinder.org/v2/gh/...).
 
-`[tool.resnet_nb] colab-cache` in pyproject.toml, when set, is where the install cell points
-RESNET_NB_CACHE (the decoded CIFAR-10): a folder under /content/drive/ makes the install cell
-mount Google Drive, so that the notebooks' machines share one copy instead of each
-downloading CIFAR-10 again.
+Students get the class release, never the instructor notebooks: the badges, the README's
+Colab and Binder links and the set-up cell all point at `[tool.resnet_nb] release-branch`
+(made by `python -m tools release`, which holds the student copies, the package and the
+reference runs). On Colab the set-up cell pip-installs the package from that branch with
+--no-deps (Colab's torch and ipywidgets stay) and calls resnet_nb.colab.setup, which fetches
+the release's reference runs; elsewhere it does nothing.
+
+`[tool.resnet_nb] colab-cache` in pyproject.toml, when set, is where the set-up cell points
+RESNET_NB_CACHE (the decoded CIFAR-10): a folder under /content/drive/ makes it mount Google
+Drive, so that the notebooks' machines share one copy instead of each downloading CIFAR-10
+again.
 
 The script is idempotent (a second run changes nothing), finds notebooks by name pattern, and
 keeps each notebook's other cells, ids and outputs as they are. A notebook that got a new
-install cell must have its outputs regenerated (tools/run_notebooks.py): it says so.
+set-up cell must have its outputs regenerated (tools/run_notebooks.py): it says so.
 """
 from __future__ import annotations
 
@@ -63,7 +70,7 @@ class Repository:
     name: str
     branch: str = "main"
     colab_cache: str = ""      # RESNET_NB_CACHE on Colab; "" keeps the machine's own cache
-    release_branch: str = ""   # [tool.resnet_nb] release-branch: what students get
+    release_branch: str = "class"   # [tool.resnet_nb] release-branch: what students get
     hub_url: str = ""          # [tool.resnet_nb] hub-url: the class's JupyterHub ("" for none)
 
     @property
@@ -78,6 +85,11 @@ class Repository:
         branch = self.branch.replace("/", "%2F")
         return f"https://mybinder.org/v2/gh/{self.owner}/{self.name}/{branch}"
 
+    def for_students(self) -> "Repository":
+        """The class release's branch of this repository: what badges and links open."""
+        from dataclasses import replace
+        return replace(self, branch=self.release_branch)
+
 
 def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
     """The repository named by pyproject.toml's [project.urls] Repository."""
@@ -90,62 +102,41 @@ def read_repository(pyproject: Path = ROOT / "pyproject.toml") -> Repository:
             "GitHub address, e.g. \"https://github.com/OWNER/NAME\" (a branch other than main: "
             "\"https://github.com/OWNER/NAME/tree/BRANCH\")")
     tool = data.get("tool", {}).get("resnet_nb", {})
+    release = tool.get("release-branch", "class")
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)*", release or ""):
+        raise SettingsError(f"pyproject.toml's [tool.resnet_nb] release-branch is {release!r}; "
+                            "set it to a branch name, e.g. \"class\"")
     return Repository(m["owner"], m["name"], m["branch"] or "main", tool.get("colab-cache", ""),
-                      tool.get("release-branch", ""), tool.get("hub-url", ""))
+                      release, tool.get("hub-url", ""))
 
 
 # --- what the notebooks hold ---------------------------------------------------------
 
 def badge_source(repo: Repository, notebook: str) -> str:
-    return f"[![Open In Colab]({BADGE_IMAGE})]({repo.colab_url(notebook)})"
+    return f"[![Open In Colab]({BADGE_IMAGE})]({repo.for_students().colab_url(notebook)})"
 
 
-def install_source(repo: Repository, clone: str | None = None, url: str | None = None) -> str:
-    """The Colab install cell. Only tests change `clone` (default /content/<name>) and `url`
-    (default: the repository's address), to install from a local copy."""
-    clone = clone or f"/content/{repo.name}"
-    branch = [] if repo.branch == "main" else ["--branch", repo.branch]
-    clone_cmd = ", ".join(json.dumps(a) for a in ["git", "clone", "--quiet", "--depth", "1",
-                                                  *branch])
-    lines = [
-        "# Colab only: fetch the course (the resnet_nb package and its reference runs) and install",
-        "# it; elsewhere this cell does nothing. --no-deps keeps Colab's own torch and ipywidgets.",
-        "import sys",
+def install_source(repo: Repository, url: str | None = None, folder: str | None = None) -> str:
+    """The notebooks' set-up cell (five lines): on Colab, pip-install the package from the class
+    release (--no-deps keeps Colab's torch and ipywidgets), then resnet_nb.colab.setup fetches
+    the release's reference runs; elsewhere nothing. A failed install stops "Run all" with one
+    line (IPython's UsageError shows its message without a traceback). Only tests change `url`
+    (default: the repository's address) and `folder` (default /content/<name>)."""
+    url, branch = json.dumps(url or repo.url), json.dumps(repo.release_branch)
+    pip_url = json.dumps(f"git+{json.loads(url)}@{repo.release_branch}")
+    setup_args = ", ".join([url, branch] + ([json.dumps(folder)] if folder else []) + (
+        [f"cache={json.dumps(repo.colab_cache)}"] if repo.colab_cache else []))
+    fail = json.dumps(f"could not install the course from {json.loads(url)} "
+                      f"({repo.release_branch}): check that the runtime is connected and that "
+                      "this address opens in your browser, then run this cell again")
+    return "\n".join([
+        "import sys, subprocess  # On Colab: install the course from its class release. "
+        "Elsewhere: nothing.",
         f"if {INSTALL_MARKER}:",
-        "    import os, subprocess",
-        f"    REPO, CLONE = {json.dumps(url or repo.url)}, {json.dumps(clone)}",
-        "",
-        "    class CourseNotInstalled(Exception):",
-        "        def _render_traceback_(self):   # show the sentence alone, without a traceback",
-        "            return [f\"CourseNotInstalled: {self}\"]",
-        "",
-        "    def run(what, fix, *command):",
-        "        try:",
-        "            done = subprocess.run(command, capture_output=True, text=True,",
-        "                                  env={**os.environ, \"GIT_TERMINAL_PROMPT\": \"0\"})",
-        "        except OSError as error:   # e.g. no git on this machine",
-        "            raise CourseNotInstalled(f\"could not {what} ({error}): {fix}\") from None",
-        "        if done.returncode != 0:",
-        "            said = (done.stderr.strip().splitlines() or [\"no message\"])[-1]",
-        "            raise CourseNotInstalled(f\"could not {what} ({said}): {fix}\")",
-        "",
-        "    if not os.path.isdir(CLONE):",
-        "        run(f\"download the course from {REPO}\", \"check that this address opens in your \"",
-        "            \"browser and that the runtime is connected, then run this cell again\",",
-        f"            {clone_cmd}, REPO, CLONE)",
-        "    if CLONE not in sys.path:",
-        "        run(f\"install the course from {CLONE}\", \"run this cell again, and if that fails, \"",
-        "            \"Runtime > Disconnect and delete runtime\", sys.executable, \"-m\", \"pip\",",
-        "            \"install\", \"--quiet\", \"--no-deps\", \"--editable\", CLONE)",
-        "        sys.path.append(CLONE)   # the install takes effect at the next start; now too",
-        "    os.environ.setdefault(\"RESNET_NB_REFERENCE\", os.path.join(CLONE, \"reference\"))",
-    ]
-    if repo.colab_cache:
-        if repo.colab_cache.startswith("/content/drive/"):
-            lines += ["    from google.colab import drive   # the data cache lives on Google Drive",
-                      "    drive.mount(\"/content/drive\")"]
-        lines.append(f"    os.environ[\"RESNET_NB_CACHE\"] = {json.dumps(repo.colab_cache)}")
-    return "\n".join(lines)
+        f"    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", "
+        f"\"--no-deps\", {pip_url}]).returncode:",
+        f"        from IPython.core.error import UsageError; raise UsageError({fail})",
+        f"    from resnet_nb.colab import setup; setup({setup_args})"])
 
 
 def course_notebooks(root: Path = ROOT) -> list[Path]:
@@ -212,11 +203,13 @@ def sync_notebook(nb, repo: Repository, name: str) -> list[str]:
 # --- what the README holds -----------------------------------------------------------
 
 def sync_readme(text: str, repo: Repository) -> str:
+    repo = repo.for_students()
     text = COLAB_LINK.sub(lambda m: repo.colab_url(m["path"].split("/", 1)[1]), text)
     return BINDER_LINK.sub(lambda m: repo.binder_url(), text)
 
 
 def readme_problems(text: str, repo: Repository, root: Path = ROOT) -> list[str]:
+    repo = repo.for_students()
     problems = []
     colab = list(COLAB_LINK.finditer(text))
     binder = list(BINDER_LINK.finditer(text))

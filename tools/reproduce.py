@@ -1,8 +1,8 @@
-"""The reference runs: He et al. (2015)'s CIFAR-10 experiments, made with this package's loop.
+"""The reference runs: He et al. (2015)'s CIFAR-10 experiments, made with resnet_nb's loop.
 
-    python -m resnet_nb reproduce fig6 --seeds 0 1 2 --out reference/
-    python -m resnet_nb reproduce table6 --depths 20 56 --seeds 0 --out reference/
-    python -m resnet_nb reproduce --summary --out reference/
+    python -m tools reproduce fig6 --seeds 0 1 2 --out reference/
+    python -m tools reproduce table6 --depths 20 56 --seeds 0 --out reference/
+    python -m tools reproduce --summary --out reference/
 
 Two sets:
 
@@ -19,7 +19,8 @@ finished run is skipped, so a set can be completed over several sittings. With -
 N runs train at once in separate processes (one GPU is rarely filled by one small
 network). After a set, the trained weights it exports (fig6: plain-20/56 and ResNet-20/56
 of the first seed) are written to <out>/weights/ in half precision, and <out>/MANIFEST.json
-lists the sha256 of every stored file; `resnet_nb.reference` reads them back.
+lists the sha256 of every stored file; `resnet_nb.reference` reads them back (and defines
+where each file lives).
 
 Every file is written atomically (files.atomic_write: a kill leaves the old file or the new
 one), one reproduce command at a time may write <out> (a lock, as `fit` takes on each run
@@ -27,7 +28,7 @@ folder), and <out> is checked to be writable before any data are loaded.
 """
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
 import os
 import signal
@@ -40,13 +41,18 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write
-from .models import ResNetConfig, cifar_resnet
-from .train import CHECKPOINT, HISTORY, History, TrainConfig, recipe
+from resnet_nb.cli import Parser, run_command
+from resnet_nb.device import COMPILE_MODES, PRECISIONS
+from resnet_nb.files import atomic_write
+from resnet_nb.models import cifar_resnet
+from resnet_nb.reference import MANIFEST, README, SET_INFO, WEIGHTS, sha256, weights_path
+from resnet_nb.runs import CHECKPOINT, HISTORY, History
+from resnet_nb.signals import on_signal
+from resnet_nb.train import TrainConfig, recipe
 
-MANIFEST = "MANIFEST.json"
-SET_INFO = "set.json"
-WEIGHTS = "weights"
+PROG = "python -m tools reproduce"
+#: The repository: the child processes of --jobs find the tools package there.
+ROOT = Path(__file__).resolve().parent.parent
 #: Files a run folder holds only while it trains; never committed, never in the manifest.
 WORK_FILES = (CHECKPOINT, "train.log")
 
@@ -176,15 +182,15 @@ def is_finished(folder: Path, cfg: TrainConfig) -> bool:
 def train_run(rset: ReferenceSet, spec: RunSpec, out: Path, *, data, device, precision: str =
               "auto", compile: str | None = None, command: str = "") -> History:
     """Train one run (or resume it) with `fit`; return its history."""
-    from .provenance import provenance
-    from .train import fit, seed_everything
+    from resnet_nb.provenance import provenance
+    from resnet_nb.train import fit
 
     cfg = rset.train_config(spec)
     folder = run_dir(out, spec)
     if rset.val_size:
         data = data.split_validation(rset.val_size, seed=rset.split_seed)
     data = data.subset(train=rset.train_size, test=rset.test_size, seed=rset.split_seed)
-    seed_everything(spec.seed)
+    torch.manual_seed(spec.seed)          # the model's initial weights
     model = cifar_resnet(spec.depth, spec.shortcut)
     prov = provenance(device, reference_set=rset.name, budget=rset.budget(),
                       data_source=data.source, train_images=len(data.train),
@@ -213,8 +219,8 @@ def run_specs(jobs_list: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_
     Ctrl-C (or SIGTERM) stops the runs at once; each keeps its last finished epoch.
     """
     if jobs <= 1:
-        from .data import load_cifar10
-        from .train import pick_device
+        from resnet_nb.data import load_cifar10
+        from resnet_nb.device import pick_device
         dev = pick_device(device)
         data = load_cifar10(data_source)
         for rset, spec in jobs_list:
@@ -246,6 +252,7 @@ def _run_children(jobs_list, out: Path, jobs: int, child_args: list[str], say) -
     # Each child compiles (torch.compile) with a share of the cores, not all of them.
     env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     stopping = False
 
     def stop(*_):
@@ -255,58 +262,52 @@ def _run_children(jobs_list, out: Path, jobs: int, child_args: list[str], say) -
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
 
-    old_term = signal.signal(signal.SIGTERM, stop)
-    try:
-        while queue or running:
-            while queue and len(running) < jobs and not stopping:
-                rset, spec = queue.pop(0)
-                folder = run_dir(out, spec)
-                folder.mkdir(parents=True, exist_ok=True)
-                log = open(folder / "train.log", "ab")
-                cmd = [sys.executable, "-m", "resnet_nb", "reproduce", rset.name, "--only",
-                       spec.run_id, *child_args]
-                running[f"{rset.name} {spec.run_id}"] = (
-                    subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
-                    time.perf_counter())
-                log.close()
-                say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
-                    f"{len(queue)} waiting)")
-            time.sleep(0.5)
-            for key, (proc, t0) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[key]
-                set_name, run_id = key.split(" ")
-                folder = Path(out) / set_name / run_id
-                h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
-                status = h.status if h is not None else "no history"
-                say(f"{key}: {status}, {_result(h) if h else ''} "
-                    f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
-                if proc.returncode != 0:
-                    ok = False
-                    tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
-                    if not stopping:
-                        say("    " + "\n    ".join(tail))
-    except KeyboardInterrupt:
-        stop()
-        for proc, _t in running.values():
-            try:
-                proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
+    with on_signal(signal.SIGTERM, stop):      # SIGTERM: stop the children, then this
+        try:
+            while queue or running:
+                while queue and len(running) < jobs and not stopping:
+                    rset, spec = queue.pop(0)
+                    folder = run_dir(out, spec)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    log = open(folder / "train.log", "ab")
+                    cmd = [sys.executable, "-m", "tools", "reproduce", rset.name, "--only",
+                           spec.run_id, *child_args]
+                    running[f"{rset.name} {spec.run_id}"] = (
+                        subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
+                        time.perf_counter())
+                    log.close()
+                    say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
+                        f"{len(queue)} waiting)")
+                time.sleep(0.5)
+                for key, (proc, t0) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[key]
+                    set_name, run_id = key.split(" ")
+                    folder = Path(out) / set_name / run_id
+                    h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
+                    status = h.status if h is not None else "no history"
+                    say(f"{key}: {status}, {_result(h) if h else ''} "
+                        f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
+                    if proc.returncode != 0:
+                        ok = False
+                        tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
+                        if not stopping:
+                            say("    " + "\n    ".join(tail))
+        except KeyboardInterrupt:
+            stop()
+            for proc, _t in running.values():
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise
     if stopping:
         raise KeyboardInterrupt
     return ok and not queue
 
 
 # --- stored results: weights, manifest, set record ------------------------------------
-
-def weights_path(out: Path, set_name: str, network: str, seed: int) -> Path:
-    return Path(out) / WEIGHTS / f"{set_name}-{network}-seed{seed}.pt"
-
 
 #: Buffers kept in float32 when weights are stored in half precision: a deep plain network's
 #: batch-norm running variance can exceed float16's largest number (65,504) and become inf.
@@ -354,64 +355,12 @@ def _write_json(path: Path, obj, **dumps) -> None:
     atomic_write(path, lambda f: f.write((json.dumps(obj, **dumps) + "\n").encode()))
 
 
-def repair_running_statistics(path: Path, train: "ImageSet", images: int = 5000,
-                              seed: int = 0) -> dict:
-    """Re-estimate the batch-norm running statistics that a weight file holds as inf or NaN.
-
-    Weight files written before FLOAT32_BUFFERS stored the running variance in float16, which
-    overflows in the first layers of a deep plain network. Only the layers whose statistics
-    are not finite are re-estimated, as a plain average over `images` augmented training
-    images (train mode, no gradient); every other number stays as trained. The file is
-    rewritten with the statistics in float32 and a "repaired" record. Returns that record
-    ({} if nothing needed repair).
-    """
-    from .data import Batches
-    from .models import CifarResNet, ResNetConfig
-    stored = torch.load(path, map_location="cpu", weights_only=True)
-    model = CifarResNet(ResNetConfig(**stored["model_config"]))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v
-                           for k, v in stored["state_dict"].items()})
-    redone = []
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            if torch.isfinite(module.running_var).all() and torch.isfinite(module.running_mean).all():
-                module.momentum = 0.0                       # kept as trained
-            else:
-                module.reset_running_stats()
-                module.momentum = None                      # a plain average
-                redone.append(name)
-    if not redone:
-        return {}
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:images]
-    model.train()
-    with torch.no_grad():
-        for x, _ in Batches(train.take(order), 250, train=True, seed=seed):
-            model(x)
-    record = {"layers": redone, "images": int(len(order)), "seed": seed,
-              "why": "their running variance overflowed float16 (inf) in the first export",
-              "how": "re-estimated in float32 as a plain average over augmented training "
-                     "images in train mode; every other number as trained"}
-    stored["state_dict"] = compact_state_dict(model.state_dict())
-    stored["dtype"] = "float16, batch-norm running statistics float32"
-    stored["repaired"] = record
-    _save(path, stored)
-    return record
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(out: Path) -> dict:
     """List every stored file under `out` with its size and sha256 (work files excluded)."""
     out = Path(out)
     files = {}
     for path in sorted(out.rglob("*")):
-        if (not path.is_file() or path.name == MANIFEST or path.name in WORK_FILES
+        if (not path.is_file() or path.name in (MANIFEST, README) or path.name in WORK_FILES
                 or path.name.startswith(".")):
             continue
         files[path.relative_to(out).as_posix()] = {"bytes": path.stat().st_size,
@@ -561,3 +510,149 @@ def speed_table(out: Path) -> str:
                          f"images/s (median over {len(m.images_per_second)} run(s); runs "
                          "shared the device)")
     return "\n".join(lines)
+
+
+# --- the command: python -m tools reproduce ... ------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog=PROG, description="Make the reference runs (He et al. 2015, Fig. 6 and "
+                                      "Table 6) with resnet_nb's training loop.")
+    p.add_argument("sets", nargs="*", metavar="SET",
+                   help="fig6 and/or table6, each optionally with its own depths: table6:20,56")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--depths", type=int, nargs="+", help="a subset of the set's depths")
+    p.add_argument("--out", default="reference", help="where the runs are stored "
+                   "(default: reference/)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs trained at once, each in its own process (default 1)")
+    p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--compile", choices=COMPILE_MODES,
+                   help="torch.compile the training step with this mode (default: eager)")
+    p.add_argument("--data", help="CIFAR-10 source (default: RESNET_NB_DATA, else torchvision)")
+    p.add_argument("--epochs", type=int, help="another budget than the set's (for tests)")
+    p.add_argument("--train-size", type=int, help="fewer training images (for tests)")
+    p.add_argument("--test-size", type=int, help="fewer test images (for tests)")
+    p.add_argument("--val-size", type=int, help="another validation split (for tests)")
+    p.add_argument("--summary", action="store_true",
+                   help="print the paper-against-measured table of the stored runs and exit")
+    p.add_argument("--only", help=argparse.SUPPRESS)     # one run, in a child process
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; its exit code follows resnet_nb.cli's (0 done, 2 a user error, 128 +
+    the signal's number when stopped, 1 when some run did not finish)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command(PROG, lambda state: _reproduce(build_parser().parse_args(argv), argv))
+
+
+def _reproduce(args, argv: list[str]) -> int:
+    """The command, given its parsed arguments `args` and the words `argv` they came from."""
+    from resnet_nb.device import pick_device
+    from resnet_nb.files import FolderLock, check_writable, remove_leftovers
+
+    out = Path(args.out)
+    if args.summary:
+        print(summary_table(out))
+        print()
+        print(speed_table(out))
+        return 0
+    if not args.sets:
+        raise ValueError("name a set to reproduce: fig6 and/or table6 (or --summary)")
+    if args.jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    chosen = {}                              # set -> depths (None: --depths or all)
+    for item in args.sets:
+        name, _, depths = item.partition(":")
+        try:
+            chosen[name] = [int(d) for d in depths.split(",")] if depths else args.depths
+        except ValueError:
+            raise ValueError(f"expected SET or SET:DEPTH,DEPTH (e.g. table6:20,56), got {item!r}")
+    sets = [with_budget(get_set(name), epochs=args.epochs, train_size=args.train_size,
+                        test_size=args.test_size, val_size=args.val_size) for name in chosen]
+    device = pick_device(args.device)
+    child_args = [a for a in argv if a not in args.sets]
+    if "--depths" in child_args:            # the child is told its run by --only
+        i = child_args.index("--depths")
+        j = i + 1
+        while j < len(child_args) and not child_args[j].startswith("--"):
+            j += 1
+        del child_args[i:j]
+    command = os.environ.get("RESNET_NB_REPRODUCE_COMMAND") or " ".join([PROG, *argv])
+
+    specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
+    what = "the output folder (--out)"
+    check_writable(out, what)               # before the data are loaded
+
+    if args.only:       # a child process: one run
+        from resnet_nb.data import load_cifar10
+        rset = sets[0]
+        spec = next((s for s in rset.runs(args.seeds) if s.run_id == args.only),
+                    None)
+        if spec is None:
+            raise ValueError(f"{rset.name} has no run {args.only!r}")
+        h = train_run(rset, spec, out, data=load_cifar10(args.data), device=device,
+                      precision=args.precision, compile=args.compile, command=command)
+        return 0 if h.status == "completed" else 130
+
+    # One reproduce command at a time writes `out` (its set records and manifest); each run
+    # folder is locked by its own fit, in this process or in a child.
+    with FolderLock(out, what):
+        for folder in (out, out / WEIGHTS, *(out / rset.name for rset in sets)):
+            remove_leftovers(folder, min_age_s=0)     # ours: we hold the lock
+        return _reproduce_runs(args, out, sets, specs, device, child_args, command)
+
+
+def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -> int:
+    """Train the pending runs of `sets`, then store and record them (see _reproduce)."""
+    import datetime as dt
+
+    from resnet_nb.provenance import device_name
+
+    # Seed by seed: every set's first seed before any set's second one.
+    todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
+                  key=lambda pair: pair[1].seed)
+    for rset in sets:
+        n_done = len(specs[rset.name]) - sum(1 for r, _ in todo if r is rset)
+        print(f"{rset.name}: {rset.title}\n  budget: {rset.budget()}\n  "
+              f"{len(specs[rset.name])} run(s), {n_done} already finished (skipped); "
+              f"device {device_name(device)}, {args.jobs} at a time")
+    if args.jobs > 1 and todo:
+        from resnet_nb.data import load_cifar10
+        load_cifar10(args.data)         # decode once here, so that the children read the cache
+    # The children record this command as theirs; set only while they run, so that a later
+    # reproduce in this process (a notebook, a test) records its own.
+    before = os.environ.get("RESNET_NB_REPRODUCE_COMMAND")
+    os.environ["RESNET_NB_REPRODUCE_COMMAND"] = command
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        ok = run_specs(todo, out, data_source=args.data, device=args.device, jobs=args.jobs,
+                       precision=args.precision, compile=args.compile, child_args=child_args,
+                       command=command)
+    except KeyboardInterrupt:
+        ok, interrupted = False, True
+    finally:
+        if before is None:
+            os.environ.pop("RESNET_NB_REPRODUCE_COMMAND", None)
+        else:
+            os.environ["RESNET_NB_REPRODUCE_COMMAND"] = before
+    wall = time.perf_counter() - t0
+    for rset in sets:
+        finish_set(rset, specs[rset.name], out)
+        record_set(rset, specs[rset.name], out, command, {
+            "started": started, "wall_seconds": round(wall, 1),
+            "device": device_name(device), "jobs": args.jobs, "precision": args.precision,
+            "compile": args.compile or "off",
+            "queued": [s.run_id for r, s in todo if r is rset]})
+    write_manifest(out)
+    print(f"{'interrupted' if interrupted else 'done'} after {wall:.0f} s; "
+          f"{'all runs finished' if ok else 'some runs are not finished: run the same command again to resume them'}; "
+          f"results in {out}/ ({PROG} --summary --out {out})")
+    return 0 if ok else (130 if interrupted else 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,7 +10,7 @@ each `### ` heading a slide; under a slide's heading, one line names the cells i
 
 (notebook number / cell id; `output` shows a code cell's stored output without its source,
 `fragment` shows the cell at the next key press), and the text after that line, up to the next
-heading, is the slide's speaker notes. The deck is a notebook assembled in memory from copies
+heading, is the slide's speaker notes. A cell that holds a worked solution is refused. The deck is a notebook assembled in memory from copies
 of those cells with their stored outputs (nothing is executed) and one markdown cell of notes
 per slide (slide type `notes`: nbconvert puts it in the slide's `<aside class="notes">`, which
 reveal.js shows in its speaker view, key S). The notes never enter the course's notebooks, so
@@ -94,6 +94,10 @@ def _shown_cell(notebooks: dict[str, dict], slide: Slide, nb: str, cid: str, opt
     found = [c for c in notebooks[nb]["cells"] if c.get("id") == cid]
     if not found:
         raise SlideListError(f"{where}: notebook {nb} has no cell with id {cid!r}")
+    source = "".join(found[0]["source"])
+    if "BEGIN SOLUTION" in source or source.startswith("#@title Worked solution"):
+        raise SlideListError(f"{where}: {nb}/{cid} holds a worked solution, which a deck "
+                             "shown to the class must not")
     cell = copy.deepcopy(found[0])
     cell["id"] = f"n{nb}-{cid}"                   # ids repeat across notebooks
     if "output" in options:

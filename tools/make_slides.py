@@ -3,11 +3,13 @@
     python -m tools.make_slides                     # slides/NN_topic.slides.html, one per notebook,
                                                     # and slides/lesson_90min.slides.html
     python -m tools.make_slides --out DIR notebooks/02_residual_formulation.ipynb
+    python -m tools.make_slides --check             # the lesson's slide list; builds nothing
 
 Each deck is `jupyter nbconvert --to slides` of the committed notebook with its stored outputs
 (nothing is executed), cut into slides by the cells' `slideshow` metadata
 (tools/mark_slides.py writes it). The 90-minute lesson's deck shows the cells that
-teaching/lesson_slides.md lists, with its speaker notes (tools/lesson_deck.py). Figures are embedded in the HTML. What a deck loads
+teaching/lesson_slides.md lists, with its speaker notes (tools/lesson_deck.py). Figures are
+embedded in the HTML. What a deck loads
 besides itself is copied into the output folder, so the folder works when copied to a
 machine without internet (open a deck in a browser; S opens the speaker notes):
 
@@ -112,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="notebooks to convert (default: every notebooks/NN_*.ipynb)")
     parser.add_argument("--out", type=Path, default=ROOT / "slides",
                         help="folder for the decks and their reveal.js (default: slides/)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the lesson's slide list against the notebooks; build nothing")
     args = parser.parse_args(argv)
+    if args.check:
+        from tools import lesson_deck
+        return lesson_deck.main([])
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     decks = build(notebooks, args.out)
     if not args.notebooks:

@@ -102,7 +102,9 @@ def test_the_lesson_plan_gives_each_segment_its_slides():
         m = re.search(rf"^## {heading}\n+\*\*Slides:\*\* (\d+)-(\d+)\b", plan, re.M)
         assert m, f"lesson_90min.md has no '## {name}' followed by '**Slides:** N-M'"
         assert (int(m[1]), int(m[2])) == (first, last), name
-    assert f"{len(SLIDES)} slides" in plan
+    assert f"{len(SLIDES)} slides" in plan and f"| **{len(SLIDES)}** |" in plan
+    guide = (ROOT / "teaching" / "README.md").read_text(encoding="utf-8")
+    assert f"{len(SLIDES)} slides" in guide
 
 
 # --- the deck in a browser ----------------------------------------------------------------

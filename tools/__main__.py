@@ -24,7 +24,6 @@ Other tools, not build steps:
     release                the class release: student copies, package, reference runs, as
                            build/release/ and the branch named by pyproject's release-branch
     class_hub              a class simulated on a real JupyterHub on 127.0.0.1 (deploy/)
-    reference_on_gpu       the reference sweeps on a GPU machine
 
 `build --check` changes nothing: it runs the steps that can check (sync_repo_url, the headers'
 times of run_notebooks, mark_slides, make_slides's slide list, budget) with --check and reports the first that fails.
@@ -38,7 +37,7 @@ BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_s
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "run_notebooks": ["--headers", "--check"],
           "mark_slides": ["--check"], "make_slides": ["--check"], "budget": []}
-OTHER_TOOLS = ("site", "reproduce", "release", "class_hub", "reference_on_gpu")
+OTHER_TOOLS = ("site", "reproduce", "release", "class_hub")
 
 
 def run_step(name: str, argv: list[str]) -> int:

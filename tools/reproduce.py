@@ -15,9 +15,11 @@ Two sets:
 
 Each run lives in <out>/<set>/<network>-seed<k>/: history.json (with its provenance) and,
 while it trains, checkpoint.pt (not committed). Runs resume from their checkpoint, and a
-finished run is skipped, so a set can be completed over several sittings. With --jobs N,
-N runs train at once in separate processes (one GPU is rarely filled by one small
-network). After a set, the trained weights it exports (fig6: plain-20/56 and ResNet-20/56
+finished run is skipped, so a set can be completed over several sittings (--stop-after
+ends one cleanly, e.g. before a cluster job's time limit). The runs train one after the
+other in this process, or with --ray [ADDRESS] as Ray tasks, several at once on this
+machine or on a cluster, each with its share of a GPU (--gpus-per-run 0.25: four small
+networks on one GPU; see tools/ray_sweep.py and docs/clusters.md). After a set, the trained weights it exports (fig6: plain-20/56 and ResNet-20/56
 of the first seed) are written to <out>/weights/ in half precision, and <out>/MANIFEST.json
 lists the sha256 of every stored file; `resnet_nb.reference` reads them back (and defines
 where each file lives).
@@ -33,8 +35,8 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -47,14 +49,11 @@ from resnet_nb.files import atomic_write
 from resnet_nb.models import cifar_resnet
 from resnet_nb.reference import MANIFEST, README, SET_INFO, WEIGHTS, sha256, weights_path
 from resnet_nb.runs import CHECKPOINT, HISTORY, History
-from resnet_nb.signals import on_signal
 from resnet_nb.train import TrainConfig, recipe
 
 PROG = "python -m tools reproduce"
-#: The repository: the child processes of --jobs find the tools package there.
-ROOT = Path(__file__).resolve().parent.parent
 #: Files a run folder holds only while it trains; never committed, never in the manifest.
-WORK_FILES = (CHECKPOINT, "train.log")
+WORK_FILES = (CHECKPOINT,)
 
 #: He et al. 2015, Table 6: CIFAR-10 test error (%) of the ResNets (110: best of 5 runs;
 #: the paper also gives its mean and std, 6.61 +- 0.16).
@@ -202,38 +201,47 @@ def train_run(rset: ReferenceSet, spec: RunSpec, out: Path, *, data, device, pre
                provenance=prov, precision=precision, compile=compile)
 
 
-# --- a whole set, in one process or several ---------------------------------------
+# --- a whole set: one run after another here, or as Ray tasks ---------------------------
 
 def pending_runs(rset: ReferenceSet, specs: list[RunSpec], out: Path) -> list[RunSpec]:
     return [s for s in specs if not is_finished(run_dir(out, s), rset.train_config(s))]
 
 
-def run_specs(jobs_list: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_source,
-              device: str | None, jobs: int = 1, precision: str = "auto",
-              compile: str | None = None, child_args: list[str] | None = None,
-              command: str = "", say=print) -> bool:
-    """Train every pending run; True when all finished.
+def run_specs(todo: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_source,
+              device: str | None, precision: str = "auto", compile: str | None = None,
+              command: str = "", ray: str | None = None, gpus_per_run: float | None = None,
+              cpus_per_run: float = 1.0, say=print) -> bool:
+    """Train every run of `todo`; True when all finished.
 
-    jobs == 1 trains them one after the other in this process; jobs > 1 starts one child
-    process per run (`child_args` rebuild the command line), at most `jobs` at a time.
-    Ctrl-C (or SIGTERM) stops the runs at once; each keeps its last finished epoch.
+    Without `ray`, one after the other in this process; with `ray` ("local" or a cluster's
+    address), as Ray tasks (tools/ray_sweep.py). Ctrl-C (or SIGTERM) stops the runs at once;
+    each keeps its last finished epoch.
     """
-    if jobs <= 1:
-        from resnet_nb.data import load_cifar10
-        from resnet_nb.device import pick_device
-        dev = pick_device(device)
-        data = load_cifar10(data_source)
-        for rset, spec in jobs_list:
-            t0 = time.perf_counter()
-            say(f"{rset.name} {spec.run_id}: training ({rset.budget()})")
-            h = train_run(rset, spec, out, data=data, device=dev, precision=precision,
-                          compile=compile, command=command)
-            say(f"{rset.name} {spec.run_id}: {h.status}, {_result(h)} "
-                f"({time.perf_counter() - t0:.0f} s)")
-            if h.status != "completed":
-                return False
-        return True
-    return _run_children(jobs_list, out, jobs, child_args or [], say)
+    def report(rset, spec, h: History, seconds: float, where: str = "") -> None:
+        speeds = [e["images_per_second"] for e in h.epochs if "images_per_second" in e]
+        speed = f", {statistics.median(speeds):,.0f} images/s" if speeds else ""
+        say(f"{rset.name} {spec.run_id}: {h.status}, {_result(h)} ({seconds:.0f} s{speed}"
+            f"{', ' + where if where else ''})")
+
+    if ray is not None:
+        from tools.ray_sweep import run_on_ray
+        return run_on_ray(todo, out, address=ray, gpus_per_run=gpus_per_run,
+                          cpus_per_run=cpus_per_run, data_source=data_source, device=device,
+                          precision=precision, compile=compile, command=command, say=say,
+                          report=report)
+    from resnet_nb.data import load_cifar10
+    from resnet_nb.device import pick_device
+    dev = pick_device(device)
+    data = load_cifar10(data_source)
+    for rset, spec in todo:
+        t0 = time.perf_counter()
+        say(f"{rset.name} {spec.run_id}: training ({rset.budget()})")
+        h = train_run(rset, spec, out, data=data, device=dev, precision=precision,
+                      compile=compile, command=command)
+        report(rset, spec, h, time.perf_counter() - t0)
+        if h.status != "completed":
+            return False
+    return True
 
 
 def _result(h: History) -> str:
@@ -242,69 +250,6 @@ def _result(h: History) -> str:
     e = h.epochs[-1]
     return (f"train error {100 * (1 - e['train_acc']):.2f}%, test error "
             f"{100 * (1 - e['test_acc']):.2f}%" if "test_acc" in e else "")
-
-
-def _run_children(jobs_list, out: Path, jobs: int, child_args: list[str], say) -> bool:
-    queue = list(jobs_list)
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
-    ok = True
-    env = dict(os.environ)
-    # Each child compiles (torch.compile) with a share of the cores, not all of them.
-    env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
-    stopping = False
-
-    def stop(*_):
-        nonlocal stopping
-        stopping = True
-        for proc, _t in running.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-
-    with on_signal(signal.SIGTERM, stop):      # SIGTERM: stop the children, then this
-        try:
-            while queue or running:
-                while queue and len(running) < jobs and not stopping:
-                    rset, spec = queue.pop(0)
-                    folder = run_dir(out, spec)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    log = open(folder / "train.log", "ab")
-                    cmd = [sys.executable, "-m", "tools", "reproduce", rset.name, "--only",
-                           spec.run_id, *child_args]
-                    running[f"{rset.name} {spec.run_id}"] = (
-                        subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env),
-                        time.perf_counter())
-                    log.close()
-                    say(f"{rset.name} {spec.run_id}: started ({len(running)} running, "
-                        f"{len(queue)} waiting)")
-                time.sleep(0.5)
-                for key, (proc, t0) in list(running.items()):
-                    if proc.poll() is None:
-                        continue
-                    del running[key]
-                    set_name, run_id = key.split(" ")
-                    folder = Path(out) / set_name / run_id
-                    h = History.load(folder / HISTORY) if (folder / HISTORY).exists() else None
-                    status = h.status if h is not None else "no history"
-                    say(f"{key}: {status}, {_result(h) if h else ''} "
-                        f"({time.perf_counter() - t0:.0f} s, exit {proc.returncode})")
-                    if proc.returncode != 0:
-                        ok = False
-                        tail = (folder / "train.log").read_text(errors="replace").splitlines()[-3:]
-                        if not stopping:
-                            say("    " + "\n    ".join(tail))
-        except KeyboardInterrupt:
-            stop()
-            for proc, _t in running.values():
-                try:
-                    proc.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-            raise
-    if stopping:
-        raise KeyboardInterrupt
-    return ok and not queue
 
 
 # --- stored results: weights, manifest, set record ------------------------------------
@@ -496,6 +441,11 @@ def summary_table(out: Path) -> str:
     return "\n".join(rows)
 
 
+def _runner(sitting: dict) -> str:
+    """How a sitting trained its runs (older records say how many at a time)."""
+    return sitting.get("runner") or f"{sitting.get('jobs', 1)} at a time"
+
+
 def speed_table(out: Path) -> str:
     """Training speed per network (median images/s over epochs and runs) and set wall times."""
     lines = []
@@ -506,7 +456,7 @@ def speed_table(out: Path) -> str:
         info = json.loads(info_path.read_text())
         found = collect(out, set_name)
         lines.append(f"{set_name}: " + "; ".join(
-            f"{s['wall_seconds']:.0f} s on {s['device']} ({s['jobs']} at a time, compile "
+            f"{s['wall_seconds']:.0f} s on {s['device']} ({_runner(s)}, compile "
             f"{s['compile']}; finished {', '.join(s.get('finished', [])) or 'none'})"
             for s in info["sittings"]))
         for network, m in found.items():
@@ -518,6 +468,16 @@ def speed_table(out: Path) -> str:
 
 # --- the command: python -m tools reproduce ... ------------------------------------------
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, e.g. 0.25, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog=PROG, description="Make the reference runs (He et al. 2015, Fig. 6 and "
                                       "Table 6) with resnet_nb's training loop.")
@@ -526,9 +486,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--depths", type=int, nargs="+", help="a subset of the set's depths")
     p.add_argument("--out", default="reference", help="where the runs are stored "
-                   "(default: reference/)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at once, each in its own process (default 1)")
+                   "(default: reference/); with --ray, a folder every worker can reach")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="train the runs as Ray tasks: on this machine (no ADDRESS), or on a "
+                        "running cluster (auto, ray://HEAD:10001); needs the [ray] extra")
+    p.add_argument("--gpus-per-run", type=_share, metavar="SHARE",
+                   help="with --ray: the GPU share of each run, e.g. 0.25 trains four at once "
+                        "on one GPU (default: 1 where the cluster has GPUs, else 0)")
+    p.add_argument("--cpus-per-run", type=_share, default=1.0, metavar="N",
+                   help="with --ray: CPU cores each run asks for (default 1)")
+    p.add_argument("--stop-after", type=_share, metavar="SECONDS",
+                   help="stop cleanly after this long (each run keeps its last finished "
+                        "epoch; the same command resumes), e.g. before a job's time limit")
     p.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--compile", choices=COMPILE_MODES,
@@ -540,7 +509,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, help="another validation split (for tests)")
     p.add_argument("--summary", action="store_true",
                    help="print the paper-against-measured table of the stored runs and exit")
-    p.add_argument("--only", help=argparse.SUPPRESS)     # one run, in a child process
     return p
 
 
@@ -553,7 +521,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _reproduce(args, argv: list[str]) -> int:
     """The command, given its parsed arguments `args` and the words `argv` they came from."""
-    from resnet_nb.device import pick_device
     from resnet_nb.files import FolderLock, check_writable, remove_leftovers
 
     out = Path(args.out)
@@ -564,8 +531,11 @@ def _reproduce(args, argv: list[str]) -> int:
         return 0
     if not args.sets:
         raise ValueError("name a set to reproduce: fig6 and/or table6 (or --summary)")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {args.jobs}")
+    if args.ray is None and (args.gpus_per_run is not None or "--cpus-per-run" in argv):
+        raise ValueError("--gpus-per-run and --cpus-per-run share out a Ray cluster: add --ray")
+    if args.ray is not None:
+        from tools.ray_sweep import import_ray
+        import_ray()                         # without Ray: one line on how to install it
     chosen = {}                              # set -> depths (None: --depths or all)
     for item in args.sets:
         name, _, depths = item.partition(":")
@@ -575,85 +545,78 @@ def _reproduce(args, argv: list[str]) -> int:
             raise ValueError(f"expected SET or SET:DEPTH,DEPTH (e.g. table6:20,56), got {item!r}")
     sets = [with_budget(get_set(name), epochs=args.epochs, train_size=args.train_size,
                         test_size=args.test_size, val_size=args.val_size) for name in chosen]
-    device = pick_device(args.device)
-    child_args = [a for a in argv if a not in args.sets]
-    if "--depths" in child_args:            # the child is told its run by --only
-        i = child_args.index("--depths")
-        j = i + 1
-        while j < len(child_args) and not child_args[j].startswith("--"):
-            j += 1
-        del child_args[i:j]
-    command = os.environ.get("RESNET_NB_REPRODUCE_COMMAND") or " ".join([PROG, *argv])
-
+    command = " ".join([PROG, *argv])
     specs = {rset.name: rset.runs(args.seeds, chosen[rset.name]) for rset in sets}
     what = "the output folder (--out)"
     check_writable(out, what)               # before the data are loaded
 
-    if args.only:       # a child process: one run
-        from resnet_nb.data import load_cifar10
-        rset = sets[0]
-        spec = next((s for s in rset.runs(args.seeds) if s.run_id == args.only),
-                    None)
-        if spec is None:
-            raise ValueError(f"{rset.name} has no run {args.only!r}")
-        h = train_run(rset, spec, out, data=load_cifar10(args.data), device=device,
-                      precision=args.precision, compile=args.compile, command=command)
-        return 0 if h.status == "completed" else 130
-
     # One reproduce command at a time writes `out` (its set records and manifest); each run
-    # folder is locked by its own fit, in this process or in a child.
+    # folder is locked by its own fit, in this process or in a Ray worker.
     with FolderLock(out, what):
         for folder in (out, out / WEIGHTS, *(out / rset.name for rset in sets)):
             remove_leftovers(folder, min_age_s=0)     # ours: we hold the lock
-        return _reproduce_runs(args, out, sets, specs, device, child_args, command)
+        with _stopping_after(args.stop_after):
+            return _reproduce_runs(args, out, sets, specs, command)
 
 
-def _reproduce_runs(args, out: Path, sets, specs, device, child_args, command) -> int:
+class _stopping_after:
+    """Interrupt this process (SIGINT, as Ctrl-C) after `seconds`, if given."""
+
+    def __init__(self, seconds: float | None):
+        self.timer = None if seconds is None else threading.Timer(
+            seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+
+    def __enter__(self):
+        if self.timer is not None:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def __exit__(self, *exc):
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _reproduce_runs(args, out: Path, sets, specs, command: str) -> int:
     """Train the pending runs of `sets`, then store and record them (see _reproduce)."""
     import datetime as dt
 
+    from resnet_nb.device import pick_device
     from resnet_nb.provenance import device_name
 
     # Seed by seed: every set's first seed before any set's second one.
     todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
                   key=lambda pair: pair[1].seed)
+    where = "one after another" if args.ray is None else (
+        f"on Ray ({args.ray}), {args.cpus_per_run:g} CPU(s) and "
+        f"{'1 GPU where there are GPUs' if args.gpus_per_run is None else f'{args.gpus_per_run:g} GPU'}"
+        " per run")
+    device = device_name(pick_device(args.device)) if args.ray is None else (
+        args.device or "chosen by Ray")
     for rset in sets:
         n_done = len(specs[rset.name]) - sum(1 for r, _ in todo if r is rset)
         print(f"{rset.name}: {rset.title}\n  budget: {rset.budget()}\n  "
               f"{len(specs[rset.name])} run(s), {n_done} already finished (skipped); "
-              f"device {device_name(device)}, {args.jobs} at a time")
-    if args.jobs > 1 and todo:
-        from resnet_nb.data import load_cifar10
-        load_cifar10(args.data)         # decode once here, so that the children read the cache
-    # The children record this command as theirs; set only while they run, so that a later
-    # reproduce in this process (a notebook, a test) records its own.
-    before = os.environ.get("RESNET_NB_REPRODUCE_COMMAND")
-    os.environ["RESNET_NB_REPRODUCE_COMMAND"] = command
+              f"device {device}, {where}")
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     interrupted = False
     try:
-        ok = run_specs(todo, out, data_source=args.data, device=args.device, jobs=args.jobs,
-                       precision=args.precision, compile=args.compile, child_args=child_args,
-                       command=command)
+        ok = run_specs(todo, out, data_source=args.data, device=args.device,
+                       precision=args.precision, compile=args.compile, command=command,
+                       ray=args.ray, gpus_per_run=args.gpus_per_run,
+                       cpus_per_run=args.cpus_per_run)
     except KeyboardInterrupt:
         ok, interrupted = False, True
-    finally:
-        if before is None:
-            os.environ.pop("RESNET_NB_REPRODUCE_COMMAND", None)
-        else:
-            os.environ["RESNET_NB_REPRODUCE_COMMAND"] = before
     wall = time.perf_counter() - t0
     for rset in sets:
         finish_set(rset, specs[rset.name], out)
         record_set(rset, specs[rset.name], out, command, {
-            "started": started, "wall_seconds": round(wall, 1),
-            "device": device_name(device), "jobs": args.jobs, "precision": args.precision,
-            "compile": args.compile or "off",
+            "started": started, "wall_seconds": round(wall, 1), "device": device,
+            "runner": where, "precision": args.precision, "compile": args.compile or "off",
             "queued": [s.run_id for r, s in todo if r is rset]})
     write_manifest(out)
-    print(f"{'interrupted' if interrupted else 'done'} after {wall:.0f} s; "
-          f"{'all runs finished' if ok else 'some runs are not finished: run the same command again to resume them'}; "
+    print(f"{'interrupted' if interrupted else 'done'} after {wall:.0f} s (the sweep's wall "
+          f"time); {'all runs finished' if ok else 'some runs are not finished: run the same command again to resume them'}; "
           f"results in {out}/ ({PROG} --summary --out {out})")
     return 0 if ok else (130 if interrupted else 1)
 

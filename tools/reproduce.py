@@ -239,6 +239,8 @@ def run_specs(todo: list[tuple[ReferenceSet, RunSpec]], out: Path, *, data_sourc
         h = train_run(rset, spec, out, data=data, device=dev, precision=precision,
                       compile=compile, command=command)
         report(rset, spec, h, time.perf_counter() - t0)
+        if h.status == "interrupted":        # Ctrl-C, SIGTERM, --stop-after: stop the sweep
+            raise KeyboardInterrupt
         if h.status != "completed":
             return False
     return True

@@ -138,3 +138,27 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused_in_one_line(tmp_pa
     assert done.returncode != 0
     assert "--batch-size 63 is the global batch: give a multiple of the number of processes (2)" \
         in done.stderr
+
+
+def _decode_in_turn(rank: int, init: str, log: str) -> None:
+    """One of two processes on one machine: 'decode' inside first_on_each_machine."""
+    import torch.distributed as dist
+
+    from resnet_nb import distributed
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    group = distributed.Group(rank=rank, local_rank=rank, world_size=2)
+    with distributed.first_on_each_machine(group):
+        with open(log, "a") as f:
+            f.write(f"enter {rank}\n")
+        time.sleep(1.0 if rank == 0 else 0.0)     # local rank 0 fills the cache meanwhile
+        with open(log, "a") as f:
+            f.write(f"leave {rank}\n")
+    dist.destroy_process_group()
+
+
+def test_the_data_are_decoded_by_local_rank_0_before_the_others_read_them(tmp_path):
+    import torch.multiprocessing as mp
+    log = tmp_path / "log"
+    mp.start_processes(_decode_in_turn, args=(f"file://{tmp_path / 'rendezvous'}", str(log)),
+                       nprocs=2, start_method="spawn")
+    assert log.read_text().split("\n")[:4] == ["enter 0", "leave 0", "enter 1", "leave 1"]

@@ -1,0 +1,49 @@
+"""What the tests that drive a browser or start servers share (tests/browser, tests/site,
+tests/tools/test_slides.py, tests/hub): Debian's chromium driven by Playwright for Python (no
+browser download), a free local port, and the rule for a missing tool: skipped with the command
+that installs it, and a failure in CI (CI=true)."""
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+
+
+def unavailable(reason: str):
+    """Skip for a missing tool, with what installs it; in CI fail instead."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI must run this test)")
+    pytest.skip(reason)
+
+
+def chromium() -> str:
+    """The path of a Chromium binary: RESNET_NB_CHROMIUM, or Debian's chromium."""
+    path = os.environ.get("RESNET_NB_CHROMIUM") or shutil.which("chromium") or \
+        shutil.which("chromium-browser")
+    if not path:
+        unavailable("no chromium: install it with `apt-get install chromium` "
+                    "(or set RESNET_NB_CHROMIUM to a Chromium binary)")
+    return path
+
+
+def playwright():
+    """playwright.sync_api.sync_playwright, which drives the system chromium."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("Playwright for Python is not installed (pip install playwright); "
+                    "it drives the system chromium, no browser download is needed")
+    return sync_playwright
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

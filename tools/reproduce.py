@@ -391,8 +391,11 @@ def record_set(rset: ReferenceSet, specs: list[RunSpec], out: Path, command: str
     before = set(info.get("finished_runs", []))
     finished = {s.run_id for s in specs if is_finished(run_dir(out, s), rset.train_config(s))}
     info.update(name=rset.name, title=rset.title, budget=rset.budget(),
-                definition=json.loads(json.dumps(asdict(rset))), command=command)
-    info.setdefault("sittings", []).append({**sitting, "finished": sorted(finished - before)})
+                definition=json.loads(json.dumps(asdict(rset))))
+    if finished - before or "command" not in info:
+        info["command"] = command         # the command that made the runs held, not a failed try
+    info.setdefault("sittings", []).append({**sitting, "command": command,
+                                            "finished": sorted(finished - before)})
     info["finished_runs"] = sorted(before | finished)
     _write_json(path, info, indent=1)
     return info
@@ -454,7 +457,8 @@ def collect(out: Path, set_name: str) -> dict[str, Measured]:
         speeds = [e["images_per_second"] for e in h.epochs if "images_per_second" in e]
         m.images_per_second.append(statistics.median(speeds) if speeds else 0.0)
         for sitting in h.provenance.get("sittings") or [h.provenance]:   # each resume's too
-            m.devices.add(sitting.get("device", "?"))
+            m.devices.add(sitting.get("device", "?") + (
+                f", {sitting['precision']}" if sitting.get("precision") else ""))
         m.budgets.add(f"{h.config['epochs']} epochs x "
                       f"{h.provenance.get('train_images', h.steps_per_epoch * h.config['batch_size']):,} images")
     return found
@@ -480,7 +484,7 @@ def summary_table(out: Path) -> str:
             else:
                 paper = f"{PAPER_TABLE6[spec.depth]:.2f} (Table 6, 64k iterations)"
             if m is None:
-                rows.append(f"| {set_name} | {spec.label} | {paper} | not run yet | | "
+                rows.append(f"| {set_name} | {spec.label} | {paper} | not run | | "
                             f"{rset.epochs} epochs x {rset.train_images:,} images | | |")
                 continue
             wall = statistics.mean(m.wall_times)

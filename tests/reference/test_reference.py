@@ -60,12 +60,25 @@ def test_reproduce_writes_histories_set_record_weights_and_manifest(made):
     assert info["budget"].startswith("1 epochs of 128 training images = 1 iterations")
     assert info["finished_runs"] == ["plain-20-seed0", "resnet-20-seed0"]
     assert info["sittings"][0]["wall_seconds"] > 0
+    assert info["command"] == info["sittings"][0]["command"] == h.provenance["command"]
     manifest = json.loads((made / MANIFEST).read_text())["files"]
     assert "weights/fig6-resnet-20-seed0.pt" in manifest
     assert "fig6/plain-20-seed0/history.json" in manifest
     assert not any(name.endswith("checkpoint.pt") or name.endswith(".log") for name in manifest)
     for name, entry in manifest.items():
         assert sha256(made / name) == entry["sha256"]
+
+
+def test_the_committed_sets_name_the_command_that_made_the_runs_they_hold():
+    """set.json's command is that of a sitting that finished runs, never of one that did not."""
+    for name in ("fig6", "table6"):
+        info = json.loads((COMMITTED / name / "set.json").read_text())
+        makers = {s["command"] for s in info["sittings"] if s["finished"]}
+        assert makers == {info["command"]}, name
+        assert info["command"].startswith(f"python -m tools reproduce {name}")
+        depths = {int(r.split("-")[1]) for r in info["finished_runs"]}
+        named = info["command"].split()[4].partition(":")[2]
+        assert not named or {int(d) for d in named.split(",")} == depths, info["command"]
 
 
 def test_a_finished_run_is_skipped(made, capsys):
@@ -153,7 +166,9 @@ def test_summary_table_reports_measured_and_missing_networks(made):
     assert len(rows) == 8
     assert any("ResNet-20 | 8.75 (Table 6, 64k iterations) | " in r and "(n=1)" in r
                for r in rows)
-    assert any("ResNet-56" in r and "not run yet" in r for r in rows)
+    assert any("ResNet-56" in r and "| not run |" in r for r in rows)
+    measured = next(r for r in rows if "ResNet-20" in r)
+    assert measured.split(" | ")[6].endswith(", fp32")                   # device and precision
 
 
 def test_bad_reproduce_arguments_are_one_line_errors(tmp_path, capsys):

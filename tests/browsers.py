@@ -2,9 +2,13 @@
 tests/tools/test_slides.py, tests/hub): Debian's chromium driven by Playwright for Python (no
 browser download), a free local port, and the rule for a missing tool: skipped with the command
 that installs it, and a failure in CI (CI=true)."""
+import contextlib
 import os
 import shutil
 import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,40 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def browser_context(p, tmp_path: Path, executable: str):
+    """A headless chromium (from `sync_playwright() as p`) with its own profile in tmp_path."""
+    return p.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
+        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+
+
+@contextlib.contextmanager
+def jupyter_server(command: list, port: int, cwd: Path, env: dict, log: Path, name: str):
+    """Start a Jupyter server (`command`, listening on 127.0.0.1:port, its output in `log`),
+    wait up to a minute for its /api/status, yield its URL, and stop it."""
+    out = open(log, "w")
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            if proc.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"{name} did not answer within a minute")
+        if proc.poll() is not None:
+            pytest.fail(f"{name} exited: " + log.read_text()[-3000:])
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        out.close()

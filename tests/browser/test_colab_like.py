@@ -32,12 +32,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browsers import ARTIFACTS, CHROMIUM_ARGS, chromium, free_port, playwright, unavailable
+from browsers import (ARTIFACTS, browser_context, chromium, free_port, jupyter_server,
+                      playwright, unavailable)
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("RESNET_NB_COLAB_VENV", ROOT / ".venv-colab"))
@@ -187,36 +187,13 @@ def classic_server(colab_python, installed, tmp_path):
     port = free_port()
     env = _colab_env(JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
                      RESNET_NB_REFERENCE=str(installed))
-    log = open(tmp_path / "notebook.log", "w")
-    proc = subprocess.Popen(
-        [str(colab_python), "-m", "notebook", "--no-browser", f"--port={port}",
-         "--ip=127.0.0.1", "--NotebookApp.port_retries=0", "--NotebookApp.token=",
-         "--NotebookApp.password=", "--NotebookApp.disable_check_xsrf=True",
-         f"--NotebookApp.notebook_dir={work}", "--allow-root"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            if proc.poll() is not None:
-                break
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the classic Notebook did not answer within a minute")
-        if proc.poll() is not None:
-            pytest.fail("the classic Notebook exited: " +
-                        (tmp_path / "notebook.log").read_text()[-3000:])
+    command = [str(colab_python), "-m", "notebook", "--no-browser", f"--port={port}",
+               "--ip=127.0.0.1", "--NotebookApp.port_retries=0", "--NotebookApp.token=",
+               "--NotebookApp.password=", "--NotebookApp.disable_check_xsrf=True",
+               f"--NotebookApp.notebook_dir={work}", "--allow-root"]
+    with jupyter_server(command, port, work, env, tmp_path / "notebook.log",
+                        "the classic Notebook") as url:
         yield url, notebook.name
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.mark.browser
@@ -226,9 +203,7 @@ def test_the_lab_runs_and_reacts_in_the_classic_notebook(classic_server, tmp_pat
     url, name = classic_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+        browser = browser_context(p, tmp_path, executable)
         try:
             page = browser.new_page()
             page.goto(f"{url}/notebooks/{name}", timeout=120_000)

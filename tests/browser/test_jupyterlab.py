@@ -20,15 +20,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from browsers import ARTIFACTS, CHROMIUM_ARGS, chromium, free_port, playwright
+from browsers import (ARTIFACTS, browser_context, chromium, free_port, jupyter_server,
+                      playwright)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = min((ROOT / "notebooks").glob("[0-9][0-9]_interactive_lab.ipynb"))
@@ -79,36 +78,14 @@ def _jupyterlab(tmp_path, notebook: Path):
            "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
            "JUPYTER_CONFIG_DIR": str(config)}
-    log = open(tmp_path / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
-         "--IdentityProvider.token=", "--ServerApp.password=",
-         "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={work}",
-         "--allow-root"],   # CI containers run as root
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            if proc.poll() is not None:
-                break
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("JupyterLab did not answer within a minute")
-        if proc.poll() is not None:
-            pytest.fail("JupyterLab exited: " + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+               "--ServerApp.ip=127.0.0.1", "--ServerApp.port_retries=0",
+               "--IdentityProvider.token=", "--ServerApp.password=",
+               "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={work}",
+               "--allow-root"]   # CI containers run as root
+    with jupyter_server(command, port, work, env, tmp_path / "jupyterlab.log",
+                        "JupyterLab") as url:
         yield url, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _text(locator) -> str:
@@ -204,12 +181,6 @@ def _no_errors_shown(page) -> None:
                         "'application/vnd.jupyter.stderr']", has_text="Error").count() == 0
 
 
-def _browser(p, tmp_path, executable):
-    return p.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"), executable_path=executable, headless=True,
-        args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-
-
 @pytest.mark.browser
 def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
     executable = chromium()
@@ -217,7 +188,7 @@ def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
     url, work = lab_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = _browser(p, tmp_path, executable)
+        browser = browser_context(p, tmp_path, executable)
         try:
             page = _open_and_run_all(browser, url, NOTEBOOK)
 
@@ -280,7 +251,7 @@ def test_the_landscape_slider_shows_the_slices_points_in_jupyterlab(why_server, 
     url, work = why_server
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = _browser(p, tmp_path, executable)
+        browser = browser_context(p, tmp_path, executable)
         try:
             page = _open_and_run_all(browser, url, WHY_NOTEBOOK)
             printout = page.locator(".jp-CodeCell", has_text="centre = len(alphas) // 2").first

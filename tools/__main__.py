@@ -11,7 +11,8 @@ The build steps, in the order `build` runs them (each is also a module: `python 
                            --regenerate: it trains for many minutes); without it, only the
                            headers' computer times are written from notebooks/timings.json
     mark_slides            the slide metadata of every notebook cell
-    make_slides            the offline slide decks (slides/)
+    make_slides            the offline slide decks (slides/): one per notebook, and the
+                           90-minute lesson's from teaching/lesson_slides.md
     make_student_copies    the student copies (student/)
     budget                 the course's size budgets (fails when one is broken)
 
@@ -26,7 +27,7 @@ Other tools, not build steps:
     reference_on_gpu       the reference sweeps on a GPU machine
 
 `build --check` changes nothing: it runs the steps that can check (sync_repo_url, the headers'
-times of run_notebooks, mark_slides, budget) with --check and reports the first that fails.
+times of run_notebooks, mark_slides, make_slides's slide list, budget) with --check and reports the first that fails.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import sys
 BUILD_STEPS = ("sync_repo_url", "sync_written_answers", "run_notebooks", "mark_slides",
                "make_slides", "make_student_copies", "budget")
 CHECKS = {"sync_repo_url": ["--check"], "run_notebooks": ["--headers", "--check"],
-          "mark_slides": ["--check"], "budget": []}
+          "mark_slides": ["--check"], "make_slides": ["--check"], "budget": []}
 OTHER_TOOLS = ("site", "reproduce", "release", "class_hub", "reference_on_gpu")
 
 

@@ -1,11 +1,15 @@
 """Build a reveal.js slide deck of every notebook, to present without the internet.
 
-    python -m tools.make_slides                     # slides/NN_topic.slides.html, one per notebook
+    python -m tools.make_slides                     # slides/NN_topic.slides.html, one per notebook,
+                                                    # and slides/lesson_90min.slides.html
     python -m tools.make_slides --out DIR notebooks/02_residual_formulation.ipynb
+    python -m tools.make_slides --check             # the lesson's slide list; builds nothing
 
 Each deck is `jupyter nbconvert --to slides` of the committed notebook with its stored outputs
 (nothing is executed), cut into slides by the cells' `slideshow` metadata
-(tools/mark_slides.py writes it). Figures are embedded in the HTML. What a deck loads
+(tools/mark_slides.py writes it). The 90-minute lesson's deck shows the cells that
+teaching/lesson_slides.md lists, with its speaker notes (tools/lesson_deck.py). Figures are
+embedded in the HTML. What a deck loads
 besides itself is copied into the output folder, so the folder works when copied to a
 machine without internet (open a deck in a browser; S opens the speaker notes):
 
@@ -20,6 +24,7 @@ size mark_slides.py fits the slides to; reveal.js scales it to the screen.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -90,15 +95,40 @@ def build(notebooks: list[Path], out: Path) -> list[Path]:
     return decks
 
 
+def build_lesson(out: Path, slide_list: Path | None = None) -> Path:
+    """Write the lesson's deck into `out` (beside the assets `build` copies there); its path."""
+    import nbformat
+
+    from tools import lesson_deck
+    slides = lesson_deck.read_slides(slide_list or lesson_deck.SLIDE_LIST)
+    nb = nbformat.reads(json.dumps(lesson_deck.lesson_notebook(slides)), as_version=4)
+    body, _ = exporter().from_notebook_node(nb, resources={"metadata": {"name": "lesson"}})
+    deck = out / f"{lesson_deck.DECK_NAME}.slides.html"
+    deck.write_text(body, encoding="utf-8")
+    return deck
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help="notebooks to convert (default: every notebooks/NN_*.ipynb)")
     parser.add_argument("--out", type=Path, default=ROOT / "slides",
                         help="folder for the decks and their reveal.js (default: slides/)")
+    parser.add_argument("--check", action="store_true",
+                        help="check the lesson's slide list against the notebooks; build nothing")
     args = parser.parse_args(argv)
+    if args.check:
+        from tools import lesson_deck
+        return lesson_deck.main([])
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    for deck in build(notebooks, args.out):
+    decks = build(notebooks, args.out)
+    if not args.notebooks:
+        from tools.lesson_deck import SlideListError
+        try:
+            decks.append(build_lesson(args.out))
+        except SlideListError as error:
+            raise SystemExit(f"teaching/lesson_slides.md: {error}") from None
+    for deck in decks:
         print(deck)
     print(f"open one in a browser; the folder {args.out} can be copied to a machine without "
           "internet as it is")

@@ -195,7 +195,7 @@ def reference_page(links: Links, readme: Path = ROOT / "reference" / "README.md"
     return "\n".join(lines)
 
 
-def links_cell(notebook: str, links: Links, widgets: bool) -> str:
+def links_cell(notebook: str, links: Links, widgets: bool, stored: bool = True) -> str:
     """The line under a notebook's title: where to run it, and what its frozen widgets are."""
     colab, hub = links.colab(notebook), links.hub(notebook)
     parts = [f"[Open in Colab]({colab})"] + ([f"[open in the class hub]({hub})"] if hub else [])
@@ -205,9 +205,10 @@ def links_cell(notebook: str, links: Links, widgets: bool) -> str:
         lab = links.github("README.md", "#set-up")
         where = [f"[JupyterLab]({lab})", f"[Colab]({colab})"] + \
             ([f"[the class hub]({hub})"] if hub else [])
-        text += ("\n\n*The controls on this page are frozen at their first view, drawn by a short "
-                 "run on few images (the `smoke` profile), so their numbers differ from the "
-                 "printed outputs; the controls respond in "
+        frozen = ("frozen where the stored run left them" if stored else
+                  "frozen at their first view, drawn by a short run on few images (the `smoke` "
+                  "profile), so their numbers differ from the printed outputs")
+        text += (f"\n\n*The controls on this page are {frozen}; they respond in "
                  + (", ".join(where[:-1]) + " or " + where[-1]) + ".*")
     return text
 
@@ -230,8 +231,9 @@ def notebook_page(student, name: str, links: Links, pages: dict, widgets: dict |
         nb.metadata["widgets"] = {site_widgets.WIDGET_STATE: widgets["state"]}
     title = next((i for i, c in enumerate(nb.cells)
                   if c.cell_type == "markdown" and re.search(r"^# ", c.source, re.M)), -1)
-    line = nbformat.v4.new_markdown_cell(links_cell(name, links, bool(widgets and
-                                                                      widgets["views"])))
+    line = nbformat.v4.new_markdown_cell(links_cell(
+        name, links, bool(widgets and widgets["views"]),
+        stored=bool(widgets) and widgets.get("profile") != site_widgets.PROFILE))
     line.id = "site-links"
     nb.cells.insert(title + 1, line)
     return nb

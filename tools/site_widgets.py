@@ -12,8 +12,12 @@ whose working folder is notebooks/. What the site keeps from that run:
   last such cell, so the views are the first ones;
 - the saved state of the widget models those views show, and of the models they refer to.
 
-Every other output on the site stays the committed one. A run takes up to a minute per
-notebook on a 2-core machine, so its result is cached in .cache/site/widgets/ (git-ignored)
+Every other output on the site stays the committed one. The views come first from
+notebooks/widget_views/NN_topic.json, written by tools/run_notebooks.py when it regenerates
+the notebook's stored outputs (the same run, so the controls show the same numbers as the
+printed outputs), as long as the notebook's code cells are those it ran. Only without it is
+the notebook run here, under the smoke profile. Such a run takes up to a minute per notebook
+on a 2-core machine, so its result is cached in .cache/site/widgets/ (git-ignored)
 under a sha256 of what it depends on: the notebook's code cells, the resnet_nb package's
 source, the reference runs' manifest, this script and the student copies' maker, the profile
 and the ipywidgets version. Edits of the prose do not invalidate it.
@@ -65,6 +69,51 @@ def cache_key(nb) -> str:
     for part in parts:
         h.update(part.encode("utf-8") + b"\0")
     return h.hexdigest()
+
+
+STORED = ROOT / "notebooks" / "widget_views"
+
+
+def code_hash(nb) -> str:
+    """sha256 of a notebook's code cells other than its exercises: the same for the instructor
+    notebook and its student copy, and unchanged by edits of the prose."""
+    from tools.make_student_copies import is_solution_cell
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        if (cell.cell_type == "code" and not is_solution_cell(cell)
+                and "raises-exception" not in cell.get("metadata", {}).get("tags", [])):
+            h.update(cell.source.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
+
+def stored_views_path(notebook: str, folder: Path = STORED) -> Path:
+    return folder / f"{Path(notebook).stem}.json"
+
+
+def store_views(executed, committed, path: Path) -> dict | None:
+    """Keep the widget views of a notebook run by tools/run_notebooks.py (the run whose outputs
+    the notebook stores) in notebooks/widget_views/, with the hash of the code they came from;
+    None when the notebook shows no widget."""
+    result = views_and_state(executed, committed)
+    if not result["views"]:
+        return None
+    result = {"code_sha256": code_hash(committed), "profile": os.environ.get(
+        "RESNET_NB_PROFILE", "cpu"), **result}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(result, indent=None, sort_keys=True) + "\n")
+    partial.replace(path)
+    return result
+
+
+def stored_views(nb, notebook: str, folder: Path = STORED) -> dict | None:
+    """The views stored by the notebook's last regeneration, if they came from its code as it
+    is now; else None."""
+    path = stored_views_path(notebook, folder)
+    if not path.is_file():
+        return None
+    found = json.loads(path.read_text())
+    return found if found.get("code_sha256") == code_hash(nb) else None
 
 
 def reachable(state: dict, roots: list[str]) -> dict:
@@ -148,8 +197,16 @@ def widget_views(paths: list[Path], cache: Path = CACHE, say=print) -> dict[str,
     wanted, results, running = {}, {}, {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        if uses_widgets(nb):
-            wanted[path] = cache / f"{path.stem}-{cache_key(nb)[:20]}.json"
+        if not uses_widgets(nb):
+            continue
+        stored = stored_views(nb, path.name)
+        if stored is not None:            # the views of the run whose outputs the page shows
+            results[path.name] = stored
+            continue
+        say(f"{path.name}: no widget views stored for its code as it is "
+            f"({stored_views_path(path.name).relative_to(ROOT)}; tools/run_notebooks.py "
+            f"writes them): drawing them under the {PROFILE} profile")
+        wanted[path] = cache / f"{path.stem}-{cache_key(nb)[:20]}.json"
     for path, entry in wanted.items():
         if entry.exists():
             results[path.name] = json.loads(entry.read_text())
@@ -180,7 +237,7 @@ def widget_views(paths: list[Path], cache: Path = CACHE, say=print) -> dict[str,
             if old != entry:
                 old.unlink()
         say(f"{path.name}: widget views in {ended[path]:.0f} s")
-        results[path.name] = json.loads(entry.read_text())
+        results[path.name] = {"profile": PROFILE, **json.loads(entry.read_text())}
     return results
 
 

@@ -67,10 +67,11 @@ def _output_text(out) -> str:
     return "\n".join(t if isinstance(t, str) else "".join(t) for t in texts)
 
 
-def secret_runs() -> set:
+def secret_runs(leave_out: tuple[str, ...] = ()) -> set:
     """Runs of words from the worked solutions (code and written) and the answer key that the
     published material (the student copies with their outputs, the guide without the key, the
-    READMEs) lacks.
+    READMEs) lacks; the guide's files named in `leave_out` do not count as published (to check
+    them).
     A run is SHINGLE words long, or a whole solution region of 4 to SHINGLE words."""
     import nbformat
 
@@ -90,7 +91,7 @@ def secret_runs() -> set:
     teaching = ROOT / "teaching"
     secret |= _runs(_words((teaching / "answer_key.md").read_text()), SHINGLE)
     for path in [*teaching.glob("*.md"), ROOT / "README.md", ROOT / "reference" / "README.md"]:
-        if path.exists() and path.name != "answer_key.md":
+        if path.exists() and path.name != "answer_key.md" and path.name not in leave_out:
             published.append(path.read_text())
     lengths = {len(r) for r in secret}
     shared = set().union(*(_runs(_words(t), n) for t in published for n in lengths))
@@ -173,6 +174,35 @@ def test_the_reference_page_falls_back_to_the_stored_runs(tmp_path):
     for name in ("fig6", "table6"):
         assert reference.set_info(name)["command"] in page
     assert page.count("\n| fig6 | ") == len(reference.histories("fig6"))
+
+
+def test_each_widget_notebook_stores_the_views_of_its_regeneration(tmp_path):
+    """The site shows the widget views of the run whose outputs the notebook stores (cpu
+    profile, written by tools/run_notebooks.py), as long as they came from its code as it is;
+    a notebook whose code changed falls back to a smoke run, and says so on its page."""
+    import nbformat
+
+    from tools import site_widgets
+    from tools.site import links_cell, read_links
+
+    paths = [p for p in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+             if site_widgets.uses_widgets(nbformat.read(p, as_version=4))]
+    assert paths, "no notebook uses widgets: the check would prove nothing"
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        stored = site_widgets.stored_views(nb, path.name)
+        assert stored is not None, f"{path.name}: no views stored for its code: regenerate it"
+        assert stored["profile"] == "cpu" and stored["views"] and stored["state"]
+        shown = {out["data"][site_widgets.WIDGET_VIEW]["model_id"]
+                 for outs in stored["views"].values() for out in outs}
+        assert shown and shown <= set(stored["state"]["state"])
+        # One changed code cell and the views no longer count as this notebook's.
+        code = next(c for c in nb.cells if c.cell_type == "code")
+        code.source += "\nx = 1"
+        assert site_widgets.stored_views(nb, path.name) is None
+    links = read_links()
+    assert "stored run" in links_cell(paths[0].name, links, widgets=True, stored=True)
+    assert "`smoke`" in links_cell(paths[0].name, links, widgets=True, stored=False)
 
 
 # --- the site, served, and crawled ----------------------------------------------------------------

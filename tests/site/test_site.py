@@ -38,70 +38,11 @@ from urllib.parse import urlparse
 import pytest
 
 from browsers import ARTIFACTS, CHROMIUM_ARGS, chromium, unavailable
+from solutions import SHINGLE, plain, secret_runs, shown_secrets, word_list
 
 
 ROOT = Path(__file__).resolve().parents[2]
-SHINGLE = 8                        # words in a run of text that counts as quoted
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-# --- what must not show: the worked solutions and the answer key -------------------------------
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def _runs(words: list[str], n: int) -> set:
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
-
-
-def _plain(text: str) -> str:
-    """Text of an html, js or json file, without tags and escapes, for matching words."""
-    text = re.sub(r"\\u[0-9a-fA-F]{4}|\\[nrt\"\\/]", " ", text)
-    return html.unescape(re.sub(r"<[^>]+>", " ", text))
-
-
-def _output_text(out) -> str:
-    texts = [out.get("text", "")] + [v for k, v in out.get("data", {}).items()
-                                      if k.startswith("text/")]
-    return "\n".join(t if isinstance(t, str) else "".join(t) for t in texts)
-
-
-def secret_runs(leave_out: tuple[str, ...] = ()) -> set:
-    """Runs of words from the worked solutions (code and written) and the answer key that the
-    published material (the student copies with their outputs, the guide without the key, the
-    READMEs) lacks; the guide's files named in `leave_out` do not count as published (to check
-    them).
-    A run is SHINGLE words long, or a whole solution region of 4 to SHINGLE words."""
-    import nbformat
-
-    from tools.make_student_copies import course_notebooks, solution_regions, student_copy
-
-    secret, published = set(), []
-    for path in course_notebooks(ROOT / "notebooks"):
-        nb = nbformat.read(path, as_version=4)
-        for cell in student_copy(nb).cells:
-            published.append(cell.source)
-            published += [_output_text(out) for out in cell.get("outputs", [])]
-        for cell in nb.cells:
-            for region in solution_regions(cell):
-                words = _words("\n".join(region))
-                if len(words) >= 4:
-                    secret |= _runs(words, min(SHINGLE, len(words)))
-    teaching = ROOT / "teaching"
-    secret |= _runs(_words((teaching / "answer_key.md").read_text()), SHINGLE)
-    for path in [*teaching.glob("*.md"), ROOT / "README.md", ROOT / "reference" / "README.md"]:
-        if path.exists() and path.name != "answer_key.md" and path.name not in leave_out:
-            published.append(path.read_text())
-    lengths = {len(r) for r in secret}
-    shared = set().union(*(_runs(_words(t), n) for t in published for n in lengths))
-    return secret - shared
-
-
-def shown_secrets(text: str, secret: set) -> list[str]:
-    words = _words(text)
-    found = set().union(*(_runs(words, n) for n in {len(r) for r in secret})) & secret
-    return sorted(" ".join(r) for r in found)
 
 
 def test_a_quoted_solution_is_found():
@@ -115,9 +56,9 @@ def test_a_quoted_solution_is_found():
     path = course_notebooks(ROOT / "notebooks")[0]
     nb = nbformat.read(path, as_version=4)
     region = next(r for c in nb.cells for r in solution_regions(c)
-                  if len(_words("\n".join(r))) >= SHINGLE)
+                  if len(word_list("\n".join(r))) >= SHINGLE)
     quoted = f"<p>Some page</p><pre><code>{html.escape(chr(10).join(region))}</code></pre>"
-    assert shown_secrets(_plain(quoted), secret)
+    assert shown_secrets(plain(quoted), secret)
     key = (ROOT / "teaching" / "answer_key.md").read_text()
     assert shown_secrets(key, secret)
     assert not shown_secrets("\n".join(c.source for c in student_copy(nb).cells), secret)
@@ -485,7 +426,7 @@ def test_no_solution_text_in_any_file_of_the_site(site):
         if not path.is_file() or path.suffix not in (".html", ".js", ".json", ".ipynb", ".txt") \
                 or any(v in path.parents for v in vendor):
             continue
-        found = shown_secrets(_plain(path.read_text(errors="replace")), secret)
+        found = shown_secrets(plain(path.read_text(errors="replace")), secret)
         assert not found, f"{path.relative_to(site)} holds solution text: {found[:3]}"
         checked += 1
     assert checked > len(_notebooks())

@@ -17,12 +17,11 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from browsers import ARTIFACTS, CHROMIUM_ARGS, chromium, playwright, unavailable
+from browsers import ARTIFACTS, unavailable
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,19 +109,6 @@ def slide_tools():
 def decks(slide_tools, tmp_path_factory):
     out = tmp_path_factory.mktemp("slides")
     return {deck.name.split(".")[0]: deck for deck in make_slides.build(NOTEBOOKS, out)}
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    executable = chromium()
-    sync_playwright = playwright()
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 #: Every slide (inner <section>): its height, how many cells it holds; every image's state.

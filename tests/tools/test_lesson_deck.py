@@ -22,9 +22,11 @@ from pathlib import Path
 
 import pytest
 
+from browsers import unavailable
+from solutions import plain, secret_runs, shown_secrets
 from tools import lesson_deck
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAX_SLIDES = 60
 SLIDES = lesson_deck.read_slides()
 NOTEBOOKS = lesson_deck.course_notebooks()
@@ -113,25 +115,11 @@ def test_the_lesson_plan_gives_each_segment_its_slides():
 def deck(tmp_path_factory):
     for module in ("nbconvert", "sphinx_revealjs", "jupyter_server_mathjax"):
         if importlib.util.find_spec(module) is None:
-            from test_browser import _unavailable
-            _unavailable(f"the slide decks need {module}: pip install -e \".[dev]\"")
+            unavailable(f"the slide decks need {module}: pip install -e \".[dev]\"")
     from tools import make_slides
     out = tmp_path_factory.mktemp("slides")
     make_slides.copy_assets(out)
     return make_slides.build_lesson(out)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from test_browser import CHROMIUM_ARGS, _chromium, _playwright
-    executable = _chromium()
-    with _playwright()() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True,
-                                    args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 _NOTES = """() => ({plugin: Reveal.hasPlugin('notes'),
@@ -139,6 +127,7 @@ _NOTES = """() => ({plugin: Reveal.hasPlugin('notes'),
                                        .trim())})"""
 
 
+@pytest.mark.browser
 def test_the_deck_opens_offline_with_notes_on_every_slide(deck, browser):
     from test_slides import deck_problems
     problems, state = deck_problems(browser, deck, len(SLIDES))
@@ -161,12 +150,11 @@ def test_the_deck_opens_offline_with_notes_on_every_slide(deck, browser):
 
 
 def test_the_deck_shows_no_worked_solution(deck, tmp_path):
-    from test_site import _plain, secret_runs, shown_secrets
     secret = secret_runs(leave_out=(lesson_deck.SLIDE_LIST.name,))
-    assert not shown_secrets(_plain(deck.read_text(encoding="utf-8")), secret)
+    assert not shown_secrets(plain(deck.read_text(encoding="utf-8")), secret)
     # The check itself: notes that quote the answer to exercise 06.3 are found.
     answer = next(c for c in NOTEBOOKS["06"]["cells"] if c["id"] == "de5bdf3d-answer")
     quoted = "".join(answer["source"]).split("<summary>")[1]
     slide = lesson_deck.Slide(1, "s", "t", (("06", "5956ac4b", ""),), quoted)
     nb = lesson_deck.lesson_notebook([slide], NOTEBOOKS)
-    assert shown_secrets(_plain(json.dumps(nb)), secret)
+    assert shown_secrets(plain(json.dumps(nb)), secret)

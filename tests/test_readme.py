@@ -111,3 +111,9 @@ def test_the_jpeg_comparison_quotes_the_kept_runs():
                              capture_output=True, text=True, check=True).stdout
     table = "\n".join(line for line in printed.splitlines() if line.startswith("|"))
     assert table and table in _readme()
+
+
+def test_the_reference_readme_holds_the_whole_summary_table():
+    from tools.reproduce import summary_table
+    assert summary_table(ROOT / "reference") in (ROOT / "reference" / "README.md").read_text(), \
+        "paste `python -m tools reproduce --summary --out reference/` into reference/README.md"

@@ -11,11 +11,12 @@ standard torchvision pipeline on the same images. All three runs use the fig6 bu
     torchvision  benchmarks/torchvision_resnet20.py on the offline copy (shares no code)
 
     python benchmarks/jpeg_gap.py run --data cifar10-jpeg.tar.gz --work runs/jpeg-gap
-    python benchmarks/jpeg_gap.py report --work runs/jpeg-gap
+    python benchmarks/jpeg_gap.py report --work runs/jpeg-gap [--save benchmarks/jpeg_gap.json]
 
 `run` makes the re-encoded copy (once), then trains the three in turn; each resumes from its
 last finished epoch, so the command can be stopped and started again. `report` prints the
-table from whatever has finished.
+table from whatever epochs have finished; `--save` keeps it (benchmarks/jpeg_gap.json holds the
+figures the README quotes) and `report --saved FILE` prints a kept one.
 """
 from __future__ import annotations
 
@@ -89,27 +90,60 @@ def last_epoch(folder: Path) -> dict | None:
     return epochs[-1] if epochs else None
 
 
-def report(work: Path) -> None:
+RUNS = (("package", "offline copy", "resnet_nb"),
+        ("re-encoded", "offline copy, JPEG q75 once more", "resnet_nb"),
+        ("torchvision", "offline copy", "torchvision_resnet20.py"))
+
+
+def summarise(work: Path) -> dict:
+    """What the runs in `work` measured so far: per run, the test and train error (%) after
+    each finished epoch, the median images/s and where it ran; the re-encoding's distance."""
     stats = work / "reencoded.json"
-    if stats.exists():
-        s = json.loads(stats.read_text())
-        print(f"re-encoded copy: pixels moved by {s['mean_abs_difference']:.3f} levels of 255 on "
-              f"average (PSNR {s['psnr_db']:.1f} dB against the offline copy)\n")
-    print("| run | data | code | epochs | test error (%) | train error (%) | images/s (median) |")
-    print("|---|---|---|---|---|---|---|")
-    for name, data, code in (("package", "offline copy", "resnet_nb"),
-                             ("re-encoded", "offline copy, JPEG q75 once more", "resnet_nb"),
-                             ("torchvision", "offline copy", "torchvision_resnet20.py")):
-        folder = work / name
-        last = last_epoch(folder)
-        if last is None:
-            print(f"| {name} | {data} | {code} | 0 | not run | | |")
+    out = {"epochs": EPOCHS, "runs": {},
+           "reencoded": json.loads(stats.read_text()) if stats.exists() else None}
+    for name, _, _ in RUNS:
+        path = work / name / "history.json"
+        if not path.exists() or not json.loads(path.read_text())["epochs"]:
             continue
-        epochs = json.loads((folder / "history.json").read_text())["epochs"]
-        speeds = sorted(e["images_per_second"] for e in epochs)
-        print(f"| {name} | {data} | {code} | {last['epoch']} | "
-              f"{100 * (1 - last['test_acc']):.2f} | {100 * (1 - last['train_acc']):.2f} | "
-              f"{speeds[len(speeds) // 2]:,.0f} |")
+        h = json.loads(path.read_text())
+        speeds = sorted(e["images_per_second"] for e in h["epochs"])
+        prov = h.get("provenance", {})
+        out["runs"][name] = {
+            "test_error": [round(100 * (1 - e["test_acc"]), 2) for e in h["epochs"]],
+            "train_error": [round(100 * (1 - e["train_acc"]), 2) for e in h["epochs"]],
+            "images_per_second_median": round(speeds[len(speeds) // 2]),
+            "device": prov.get("device") or f"cpu: {h.get('threads')} threads",
+            "precision": prov.get("precision", "fp32"),
+            "versions": prov.get("versions") or {"torch": h.get("torch")}}
+    return out
+
+
+def table(summary: dict) -> str:
+    lines = []
+    s = summary.get("reencoded")
+    if s:
+        lines.append(f"re-encoded copy: pixels moved by {s['mean_abs_difference']:.3f} levels of "
+                     f"255 on average (PSNR {s['psnr_db']:.1f} dB against the offline copy)\n")
+    lines += ["| run | data | code | epochs | test error (%) | train error (%) | images/s |",
+              "|---|---|---|---|---|---|---|"]
+    for name, data, code in RUNS:
+        run = summary["runs"].get(name)
+        if run is None:
+            lines.append(f"| {name} | {data} | {code} | 0 of {summary['epochs']} | not run | | |")
+            continue
+        lines.append(f"| {name} | {data} | {code} | {len(run['test_error'])} of "
+                     f"{summary['epochs']} | {run['test_error'][-1]:.2f} | "
+                     f"{run['train_error'][-1]:.2f} | {run['images_per_second_median']:,} |")
+    return "\n".join(lines)
+
+
+def report(work: Path | None, save: Path | None = None, saved: Path | None = None) -> None:
+    """Print the table of the runs in `work` (and keep it in `save`), or of a kept one."""
+    summary = json.loads(saved.read_text()) if saved else summarise(work)
+    if save:
+        save.parent.mkdir(parents=True, exist_ok=True)
+        save.write_text(json.dumps(summary, indent=1) + "\n")
+    print(table(summary))
 
 
 def main(argv=None):
@@ -122,13 +156,16 @@ def main(argv=None):
     e = sub.add_parser("reencode", help="only make the re-encoded copy")
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--to", required=True, type=Path)
-    s = sub.add_parser("report", help="print the table of the finished runs")
-    s.add_argument("--work", required=True, type=Path)
+    s = sub.add_parser("report", help="print the table of what the runs measured so far")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--work", type=Path)
+    g.add_argument("--saved", type=Path, help="a table kept with --save")
+    s.add_argument("--save", type=Path, help="also keep it in this JSON file")
     a = p.parse_args(argv)
     if a.command == "reencode":
         print(reencode(a.data, a.to))
     elif a.command == "report":
-        report(a.work)
+        report(a.work, a.save, a.saved)
     else:
         a.work.mkdir(parents=True, exist_ok=True)
         if not (a.work / "reencoded.tar.gz").exists():

@@ -35,7 +35,7 @@ def pytest_configure(config):
 # build/nbval-student/: every cell but the exercises is the same, with the same stored outputs
 # (so the `# NBVAL_CHECK_OUTPUT` comparisons are the same), and the exercise cells, tagged
 # `raises-exception`, stop at their stubs. The instructor's solutions are run by
-# tests/test_student_copies.py and the checker tests instead, in the notebooks' own imports.
+# tests/notebooks/test_student_copies.py and the checker tests instead, in the notebooks' own imports.
 # One execution of every notebook instead of two keeps the test run's time (README, "Tests and
 # benchmarks"). `--instructor-notebooks` runs notebooks/ as they are instead.
 STUDENT_COPIES = ROOT / "build" / "nbval-student"

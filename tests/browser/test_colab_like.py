@@ -1,6 +1,6 @@
 """The course as Colab runs it: the install cell, then the lab in Colab's widget front end.
 
-Colab renders ipywidgets 7.7 views; JupyterLab 4 renders only ipywidgets 8 (test_browser.py
+Colab renders ipywidgets 7.7 views; JupyterLab 4 renders only ipywidgets 8 (tests/browser/test_jupyterlab.py
 covers that). This test uses a second environment, .venv-colab (made by
 `.venv/bin/python .ci/colab_like_env.py`, as .ci/run does): the classic Notebook 6.5 with
 ipywidgets 7.7.1 and no JupyterLab, sharing only the compute stack (torch, numpy, matplotlib)
@@ -15,7 +15,7 @@ with the main environment. There:
    nbval in that environment, importing the installed package and reading those reference
    runs (RESNET_NB_REFERENCE, as the set-up cell leaves it in Colab's kernel);
 3. the classic Notebook server shows it to headless Chromium (Debian's chromium, driven by
-   Playwright as in test_browser.py): Cell > Run All, then a shortcut toggle, the depth
+   Playwright as in tests/browser/test_jupyterlab.py): Cell > Run All, then a shortcut toggle, the depth
    slider, and Train followed by Stop, each checked for its effect. A screenshot is saved in
    test-artifacts/.
 
@@ -117,7 +117,7 @@ def installed(colab_python, tmp_path_factory):
     clone = tmp_path_factory.mktemp("content") / repo.name
     cell = sync.install_source(repo, url=source.as_uri(), folder=str(clone))
     # The committed notebooks hold the same cell with the real URL and the default folder
-    # (checked by tests/test_repo_links.py); these two are all that differs.
+    # (checked by tests/tools/test_repo_links.py); these two are all that differs.
     assert cell == sync.install_source(repo).replace(repo.url, source.as_uri()).replace(
         f'"{repo.release_branch}")', f'"{repo.release_branch}", {json.dumps(str(clone))})')
     run = ("import sys, types\n"

@@ -28,7 +28,8 @@ def test_validation_split_and_subset():
     small = data.subset(train=30, test=10)
     assert len(small.train) == 30 and len(small.test) == 10
     # A sample of the training images, each at most once, each with its own label
-    # (tests/test_data_plumbing.py checks the order, the seed and the test part).
+    # (test_the_seed_changes_the_order and test_subset_is_a_seeded_sample... below check the
+    # order, the seed and the test part).
     index = {bytes(img.flatten().numpy()): i for i, img in enumerate(data.train.images)}
     for n in (30, 150):        # 150 of 200 drawn with replacement would repeat images
         part = data.subset(train=n).train

@@ -1,7 +1,7 @@
 """Each exercise checker still checks what its exercise asks.
 
-tests/test_student_copies.py shows that each checker accepts the instructor notebooks' worked
-answer, and tests/test_exercises*.py and tests/test_widgets.py that it rejects a typical
+tests/notebooks/test_student_copies.py shows that each checker accepts the instructor notebooks' worked
+answer, and tests/test_exercises*.py and tests/widgets/test_widgets.py that it rejects a typical
 wrong one. Here every check inside
 each checker meets a wrong answer that only that check catches, and the message it gives is
 the one meant for that mistake: a checker that stopped checking something fails here.

@@ -1,6 +1,6 @@
 """deploy/: the class hub configurations (Zero to JupyterHub, The Littlest JupyterHub).
 
-Kubernetes and TLJH cannot run here (tests/test_class_hub.py runs the same set-up on one
+Kubernetes and TLJH cannot run here (tests/hub/test_class_hub.py runs the same set-up on one
 machine instead), so these tests check what can be checked without them: the Helm values
 parse and use only keys that Zero to JupyterHub's configuration reference documents (listed
 below, from the chart's 4.x reference), and every setting that the loopback class measured or

@@ -6,7 +6,7 @@ stored run is parsed here from the printed output it comes from (or from noteboo
 and looked for, formatted the same way, in the sentence that quotes it. A regeneration that
 changes a number, or an edit of the prose, cannot leave the two disagreeing without a test
 failing: then rewrite the prose for the new outputs. Style and helpers as in
-tests/test_notebook_claims.py (notebooks 01 and 06).
+tests/notebooks/test_notebook_claims.py (notebooks 01 and 06).
 """
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_the_scorecard_agrees_as_the_summary_says(nb):
 
 def test_the_header_is_a_deep_dive_with_the_recorded_time(nb):
     """07 is marked as a deep dive, and its computer time is the recorded one, normalised
-    (tests/test_notebook_claims.py checks every header's time the same way)."""
+    (tests/notebooks/test_notebook_claims.py checks every header's time the same way)."""
     from tools import run_notebooks as rn
     header = _text(nb, "w00")
     assert header.startswith("# 07 · ") and "A deep dive:" in header

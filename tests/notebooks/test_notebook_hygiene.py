@@ -9,8 +9,8 @@ For every notebooks/NN_topic.ipynb:
   - the file is under 2 MB;
   - the first cell after the "Open in Colab" badge is the header in the course's fixed form:
     `# NN · Title`, a blank line, at most three lines of what you will see, ending with the
-    time line (tools/run_notebooks.py's header_format_problems; tests/test_notebook_claims.py
-    checks its time against timings.json, tests/test_repo_links.py the badge and install cell);
+    time line (tools/run_notebooks.py's header_format_problems; tests/notebooks/test_notebook_claims.py
+    checks its time against timings.json, tests/tools/test_repo_links.py the badge and install cell);
 and the course's notebooks are numbered 00, 01, 02, ... with no gap or duplicate.
 
 Each check is a function returning a list of problems, so the tests at the end can show

@@ -3,7 +3,7 @@
 The site is built once for this module, by `python -m tools site`'s build function into a
 temporary folder, or taken from the folder that RESNET_NB_SITE names (.ci/run builds it first).
 Python's http.server serves it on 127.0.0.1, and Debian's chromium, driven by Playwright for
-Python as in tests/test_browser.py, crawls it from index.html by the links of every page, with
+Python as in tests/browser/test_jupyterlab.py, crawls it from index.html by the links of every page, with
 every request to anything but that server blocked. Whatever the notebooks say, for every page:
 
 - no request fails, and none leaves the local server;

@@ -7,10 +7,10 @@
   regenerated notebook cannot leave a stale number in the notes.
 - teaching/lesson_90min.md gives each segment the slides the list gives it.
 - The deck, built by make_slides into a temporary folder, opens from disk in headless chromium
-  with no network (the checks of tests/test_slides.py: every request answered, every slide and
+  with no network (the checks of tests/tools/test_slides.py: every request answered, every slide and
   image there, no slide with several cells past the canvas, formulas typeset), with reveal.js's
   notes plugin and non-empty notes on every slide, and shows no run of words from a worked
-  solution or the answer key (tests/test_site.py's check, with the slide list's own text not
+  solution or the answer key (tests/site/test_site.py's check, with the slide list's own text not
   counted as published); the same check finds a solution quoted in the notes.
 """
 from __future__ import annotations

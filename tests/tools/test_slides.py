@@ -5,7 +5,7 @@ and figures.
   from them (so it stays in sync after an edit), and the script changes nothing else.
 - tools/make_slides.py builds a deck of every committed notebook (stored outputs, nothing
   executed) into a temporary folder, and one headless chromium (Debian's, driven by
-  Playwright as in tests/test_browser.py) opens each deck from disk with no network. Each
+  Playwright as in tests/browser/test_jupyterlab.py) opens each deck from disk with no network. Each
   deck must load nothing that fails (reveal.js, MathJax and fonts come from the folder), start
   reveal.js with as many slides as the notebook's metadata asks for, show every image
   (naturalWidth > 0), and no slide with more than one cell may run past the 1280x720 canvas

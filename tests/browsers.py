@@ -61,6 +61,20 @@ def browser_context(p, tmp_path: Path, executable: str):
 
 
 @contextlib.contextmanager
+def headless_chromium(tmp_path: Path):
+    """A browser_context for one test (test-artifacts/ made for its screenshots), closed after."""
+    executable = chromium()
+    sync_playwright = playwright()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = browser_context(p, tmp_path, executable)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
 def jupyter_server(command: list, port: int, cwd: Path, env: dict, log: Path, name: str):
     """Start a Jupyter server (`command`, listening on 127.0.0.1:port, its output in `log`),
     wait up to a minute for its /api/status, yield its URL, and stop it."""

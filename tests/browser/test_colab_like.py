@@ -36,8 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from browsers import (ARTIFACTS, browser_context, chromium, free_port, jupyter_server,
-                      playwright, unavailable)
+from browsers import ARTIFACTS, free_port, headless_chromium, jupyter_server, unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("RESNET_NB_COLAB_VENV", ROOT / ".venv-colab"))
@@ -198,12 +197,8 @@ def classic_server(colab_python, installed, tmp_path):
 
 @pytest.mark.browser
 def test_the_lab_runs_and_reacts_in_the_classic_notebook(classic_server, tmp_path):
-    executable = chromium()
-    sync_playwright = playwright()
     url, name = classic_server
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = browser_context(p, tmp_path, executable)
+    with headless_chromium(tmp_path) as browser:
         try:
             page = browser.new_page()
             page.goto(f"{url}/notebooks/{name}", timeout=120_000)
@@ -292,5 +287,3 @@ def test_the_lab_runs_and_reacts_in_the_classic_notebook(classic_server, tmp_pat
             page.screenshot(path=str(ARTIFACTS / "colab_like_lab_failed.png"), full_page=True)
             (ARTIFACTS / "colab_like_lab_failed.html").write_text(page.content())
             raise
-        finally:
-            browser.close()

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from browsers import (ARTIFACTS, browser_context, chromium, free_port, jupyter_server,
-                      playwright)
+from browsers import ARTIFACTS, free_port, headless_chromium, jupyter_server
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = min((ROOT / "notebooks").glob("[0-9][0-9]_interactive_lab.ipynb"))
@@ -183,52 +182,45 @@ def _no_errors_shown(page) -> None:
 
 @pytest.mark.browser
 def test_the_lab_runs_and_reacts_in_jupyterlab(lab_server, tmp_path):
-    executable = chromium()
-    sync_playwright = playwright()
     url, work = lab_server
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = browser_context(p, tmp_path, executable)
-        try:
-            page = _open_and_run_all(browser, url, NOTEBOOK)
+    with headless_chromium(tmp_path) as browser:
+        page = _open_and_run_all(browser, url, NOTEBOOK)
 
-            # View 1 and 2 both show the shared controls; work on the signal view's cell.
-            signal_cell = page.locator(".jp-CodeCell", has_text="SignalLab(controls, images, "
-                                                               "labels)").first
-            arch_cell = page.locator(".jp-CodeCell", has_text="ArchitectureLab(controls)").first
-            params = arch_cell.locator(".lab-params")
-            summary = signal_cell.locator(".widget-html-content", has_text="gradient at block 1")
-            signal_cell.scroll_into_view_if_needed()
-            params_before, summary_before = _text(params), _text(summary)
-            image_before = signal_cell.locator("img").first.get_attribute("src")
-            assert summary_before.startswith("ResNet-20 (A)"), summary_before
+        # View 1 and 2 both show the shared controls; work on the signal view's cell.
+        signal_cell = page.locator(".jp-CodeCell", has_text="SignalLab(controls, images, "
+                                                           "labels)").first
+        arch_cell = page.locator(".jp-CodeCell", has_text="ArchitectureLab(controls)").first
+        params = arch_cell.locator(".lab-params")
+        summary = signal_cell.locator(".widget-html-content", has_text="gradient at block 1")
+        signal_cell.scroll_into_view_if_needed()
+        params_before, summary_before = _text(params), _text(summary)
+        image_before = signal_cell.locator("img").first.get_attribute("src")
+        assert summary_before.startswith("ResNet-20 (A)"), summary_before
 
-            # Switch the shortcut off: the signal view now leads with the plain network.
-            signal_cell.locator("button", has_text="none (plain)").click()
-            page.wait_for_function(
-                "(el) => el.innerText.startsWith('plain-20')", arg=summary.element_handle(),
-                timeout=60_000)
-            assert signal_cell.locator("img").first.get_attribute("src") != image_before
+        # Switch the shortcut off: the signal view now leads with the plain network.
+        signal_cell.locator("button", has_text="none (plain)").click()
+        page.wait_for_function(
+            "(el) => el.innerText.startsWith('plain-20')", arg=summary.element_handle(),
+            timeout=60_000)
+        assert signal_cell.locator("img").first.get_attribute("src") != image_before
 
-            # Drag the depth slider to the right: a deeper network, more parameters.
-            _drag_slider(page, signal_cell, 120)
-            page.wait_for_function(
-                "([el, old]) => !el.innerText.startsWith(old)",
-                arg=[summary.element_handle(), "plain-20"], timeout=60_000)
-            summary_after = _text(summary)
-            depth = int(summary_after.split(":")[0].split("-")[-1])
-            assert summary_after.startswith("plain-") and depth > 20, summary_after
-            arch_cell.scroll_into_view_if_needed()
-            page.wait_for_function("([el, old]) => el.innerText !== old",
-                                   arg=[params.element_handle(), params_before], timeout=60_000)
-            assert int(_text(params).replace(",", "")) > int(params_before.replace(",", ""))
+        # Drag the depth slider to the right: a deeper network, more parameters.
+        _drag_slider(page, signal_cell, 120)
+        page.wait_for_function(
+            "([el, old]) => !el.innerText.startsWith(old)",
+            arg=[summary.element_handle(), "plain-20"], timeout=60_000)
+        summary_after = _text(summary)
+        depth = int(summary_after.split(":")[0].split("-")[-1])
+        assert summary_after.startswith("plain-") and depth > 20, summary_after
+        arch_cell.scroll_into_view_if_needed()
+        page.wait_for_function("([el, old]) => el.innerText !== old",
+                               arg=[params.element_handle(), params_before], timeout=60_000)
+        assert int(_text(params).replace(",", "")) > int(params_before.replace(",", ""))
 
-            signal_cell.scroll_into_view_if_needed()
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "interactive_lab.png"))
-            _no_errors_shown(page)
-        finally:
-            browser.close()
+        signal_cell.scroll_into_view_if_needed()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "interactive_lab.png"))
+        _no_errors_shown(page)
 
 
 def _slice_printout(text: str) -> dict:
@@ -246,47 +238,40 @@ def _slice_printout(text: str) -> dict:
 
 @pytest.mark.browser
 def test_the_landscape_slider_shows_the_slices_points_in_jupyterlab(why_server, tmp_path):
-    executable = chromium()
-    sync_playwright = playwright()
     url, work = why_server
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = browser_context(p, tmp_path, executable)
-        try:
-            page = _open_and_run_all(browser, url, WHY_NOTEBOOK)
-            printout = page.locator(".jp-CodeCell", has_text="centre = len(alphas) // 2").first
-            slice_losses = _slice_printout(_text(printout.locator(".jp-OutputArea")))
-            assert len(slice_losses) >= 10, slice_losses      # two networks, five alphas
-            cell = page.locator(".jp-CodeCell", has_text="LandscapeLab(deep_nets").first
-            cell.scroll_into_view_if_needed()
-            summary = cell.locator(".widget-html-content", has_text="training loss")
-            timing = cell.locator(".widget-html-content", has_text="this update took")
-            before = _text(summary)
-            image_before = cell.locator("img").first.get_attribute("src")
-            assert before.startswith("alpha = +0.00: plain-"), before
+    with headless_chromium(tmp_path) as browser:
+        page = _open_and_run_all(browser, url, WHY_NOTEBOOK)
+        printout = page.locator(".jp-CodeCell", has_text="centre = len(alphas) // 2").first
+        slice_losses = _slice_printout(_text(printout.locator(".jp-OutputArea")))
+        assert len(slice_losses) >= 10, slice_losses      # two networks, five alphas
+        cell = page.locator(".jp-CodeCell", has_text="LandscapeLab(deep_nets").first
+        cell.scroll_into_view_if_needed()
+        summary = cell.locator(".widget-html-content", has_text="training loss")
+        timing = cell.locator(".widget-html-content", has_text="this update took")
+        before = _text(summary)
+        image_before = cell.locator("img").first.get_attribute("src")
+        assert before.startswith("alpha = +0.00: plain-"), before
 
-            # Drag alpha to the right: on release the widget shows the slices' point there.
-            _drag_slider(page, cell, 80)
-            page.wait_for_function("([el, old]) => el.innerText !== old",
-                                   arg=[summary.element_handle(), before], timeout=60_000)
-            after = _text(summary)
-            shown = re.findall(r"alpha = ([+-][\d.]+): (\S+(?: \(A\))?) training loss "
-                               r"([\d.e+-]+), accuracy", after)
-            assert len(shown) == 2 and "ResNet-" in after, after
-            for alpha, name, loss in shown:
-                # The numbers changed to the slice's values at the new alpha (the printout
-                # above gives them to 3 decimals or 3 significant digits).
-                assert float(alpha) > 0, after
-                want = slice_losses[(name, float(alpha))]
-                assert float(loss) == pytest.approx(want, rel=0.01, abs=0.002), (after, want)
-            assert cell.locator("img").first.get_attribute("src") != image_before
-            # The widget's own time for that update: a lookup and one drawing (issue 12: at
-            # most 1 s; generous here, where JupyterLab and Chromium share the machine).
-            took = float(re.search(r"took ([\d.]+) s", _text(timing)).group(1))
-            assert took < 2.0, _text(timing)
+        # Drag alpha to the right: on release the widget shows the slices' point there.
+        _drag_slider(page, cell, 80)
+        page.wait_for_function("([el, old]) => el.innerText !== old",
+                               arg=[summary.element_handle(), before], timeout=60_000)
+        after = _text(summary)
+        shown = re.findall(r"alpha = ([+-][\d.]+): (\S+(?: \(A\))?) training loss "
+                           r"([\d.e+-]+), accuracy", after)
+        assert len(shown) == 2 and "ResNet-" in after, after
+        for alpha, name, loss in shown:
+            # The numbers changed to the slice's values at the new alpha (the printout
+            # above gives them to 3 decimals or 3 significant digits).
+            assert float(alpha) > 0, after
+            want = slice_losses[(name, float(alpha))]
+            assert float(loss) == pytest.approx(want, rel=0.01, abs=0.002), (after, want)
+        assert cell.locator("img").first.get_attribute("src") != image_before
+        # The widget's own time for that update: a lookup and one drawing (issue 12: at
+        # most 1 s; generous here, where JupyterLab and Chromium share the machine).
+        took = float(re.search(r"took ([\d.]+) s", _text(timing)).group(1))
+        assert took < 2.0, _text(timing)
 
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(ARTIFACTS / "why_it_works_landscape.png"))
-            _no_errors_shown(page)
-        finally:
-            browser.close()
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / "why_it_works_landscape.png"))
+        _no_errors_shown(page)

@@ -1,5 +1,6 @@
-"""Data plumbing: the cache tells sources apart, the order changes every epoch, subsets are
-samples of the images they came from, and normalisation uses CIFAR-10's published statistics."""
+"""The decoded uint8 cache (resnet_nb.sources): one entry per version of each source, read
+instead of decoding again, written atomically and readable by others; a cache that cannot be
+written or read, is damaged or tampered with never loses the decoded images or runs code."""
 import errno
 import os
 import subprocess

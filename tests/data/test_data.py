@@ -1,3 +1,5 @@
+"""resnet_nb.data, the teaching core: synthetic data, the validation split and subsets,
+normalisation with CIFAR-10's published statistics, Batches and augmentation, the real copy."""
 import pytest
 import torch
 

@@ -1,6 +1,6 @@
-"""Faults and bad input in the data (issue 9): wrong copies are refused with a line naming
-what differs, good copies with macOS metadata load, and a cache that cannot be written or
-read never throws the decoded images away."""
+"""resnet_nb.readers: CIFAR-10 from an image folder, a torchvision folder or an archive of
+either. Good copies load pixel for pixel (also with macOS metadata, upper-case suffixes, Python 2
+pickles); wrong or damaged ones are refused with one line naming the file and what differs."""
 import io
 import os
 import pickle

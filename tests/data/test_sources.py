@@ -1,5 +1,6 @@
-"""The data module piece by piece: naming sources, the cache's key and files, the readers'
-edge cases, the synthetic classes and Batches' sizes."""
+"""resnet_nb.sources: which copy RESNET_NB_DATA or an argument names, how it is described,
+the counts of a full or a small copy, the torchvision download, and the messages that name the
+copy and the image."""
 import os
 import tarfile
 import urllib.error

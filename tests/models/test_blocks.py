@@ -1,9 +1,6 @@
-"""Blocks and models, piece by piece: the shortcut table, initialisation, switches, summaries.
-
-Known values: the shortcut each option gives for each change of shape (He et al. 2015,
-sec. 3.3), Kaiming's standard deviation sqrt(2 / fan_out), parameter counts by hand, the
-summary table as printed in notebook 03.
-"""
+"""resnet_nb.blocks: the shortcut each option gives for each change of shape (He et al.
+2015, sec. 3.3), the shortcuts and blocks against their computations written out by hand, the
+switches, and the shapes they keep."""
 
 import pytest
 import torch

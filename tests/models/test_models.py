@@ -1,3 +1,6 @@
+"""resnet_nb.models: the paper's parameter counts (Table 6), stage shapes, plain twins and
+switched-off shortcuts, lesions, Kaiming's initialisation, the summary table as printed in
+notebook 03."""
 import math
 
 import pytest

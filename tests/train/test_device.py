@@ -1,5 +1,5 @@
-"""The training module piece by piece: settings checks, the schedules' values, devices,
-history, atomic writes, the finiteness check, and fit's branches (resume, other models)."""
+"""resnet_nb.device: the device preferred and the ones refused, and the arithmetic each
+GPU gets (bf16 where native, fp16 with loss scaling elsewhere)."""
 import contextlib
 import warnings
 

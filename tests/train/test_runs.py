@@ -1,5 +1,7 @@
-"""Faults in training runs (issue 9): resume on other data or settings, output folders that
-cannot be written or are in use, damaged checkpoints, divergence, full disks, leftovers."""
+"""resnet_nb.runs, the run bookkeeping of fit: resume equals an uninterrupted run and is
+refused on other data or settings; output folders checked before the work and locked while in
+use; damaged or tampered checkpoints and histories refused; divergence named with a rate to try;
+a full disk keeps the last checkpoint; leftovers removed."""
 import json
 import math
 import os

@@ -1,3 +1,6 @@
+"""resnet_nb.train: the recipes' settings and schedules by hand, one batch overfitted,
+train_one_epoch's finiteness checks, fit's history, seeds, shuffling and stop button, and
+settings refused before any work."""
 import json
 import math
 from dataclasses import replace

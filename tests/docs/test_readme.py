@@ -117,3 +117,14 @@ def test_the_reference_readme_holds_the_whole_summary_table():
     from tools.reproduce import summary_table
     assert summary_table(ROOT / "reference") in (ROOT / "reference" / "README.md").read_text(), \
         "paste `python -m tools reproduce --summary --out reference/` into reference/README.md"
+
+
+def test_the_hub_figures_are_the_deploy_guides_class_of_30():
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")[3].rstrip(" |") for r in
+            (ROOT / "deploy" / "README.md").read_text().splitlines() if r.count(" | ") == 3}
+    start, spawn, memory = (rows["hub start"], rows["spawn, all at once (median / worst)"],
+                            rows["memory per student, peak resident (median / worst)"])
+    median, worst = spawn.removesuffix(" s").split(" / ")
+    text = " ".join(_readme().split())
+    assert f"hub start {start}, spawn {median} s median ({worst} s worst" in text
+    assert f"{memory.split(' / ')[0]} GB resident per student" in text

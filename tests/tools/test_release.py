@@ -83,8 +83,10 @@ def answers() -> list[str]:
     prose = re.sub(r"```\w*\n.*?```", " ", key, flags=re.DOTALL)
     found += [_norm(s) for s in re.split(r"(?<=[.!?])\s+|\n\s*\n", prose)
               if len(re.findall(r"\w+", s)) >= 8]
-    # Short lines ("return x", "pass") and words shown outside the solutions give nothing away.
-    return sorted({a for a in found if len(a) >= 12 and a not in outside})
+    # Short lines ("return x", "pass"), words shown outside the solutions and lines with no
+    # word in them (a table's "|---|---|") give nothing away.
+    return sorted({a for a in found if len(a) >= 12 and a not in outside
+                   and re.search(r"[A-Za-z0-9]{2}", a)})
 
 
 def answers_in(files: dict[str, bytes]) -> list[str]:

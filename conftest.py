@@ -35,7 +35,7 @@ def pytest_configure(config):
 # build/nbval-student/: every cell but the exercises is the same, with the same stored outputs
 # (so the `# NBVAL_CHECK_OUTPUT` comparisons are the same), and the exercise cells, tagged
 # `raises-exception`, stop at their stubs. The instructor's solutions are run by
-# tests/test_student_copies.py and the checker tests instead, in the notebooks' own imports.
+# tests/notebooks/test_student_copies.py and the checker tests instead, in the notebooks' own imports.
 # One execution of every notebook instead of two keeps the test run's time (README, "Tests and
 # benchmarks"). `--instructor-notebooks` runs notebooks/ as they are instead.
 STUDENT_COPIES = ROOT / "build" / "nbval-student"
@@ -63,6 +63,23 @@ def _student_copies(config):
     return config._resnet_nb_student_copies
 
 
+def _student_copy_class():
+    """nbval's notebook file, named by the instructor notebook's path (so that `pytest
+    notebooks/NN_x.ipynb` finds it and reports `notebooks/NN_x.ipynb::Cell N`), that reads and
+    runs its student copy (nbval reads `fspath`, and starts the kernel in its folder)."""
+    from _pytest.compat import legacy_path
+    from nbval.plugin import IPyNbFile
+
+    class StudentCopy(IPyNbFile):
+        student: Path
+
+        @property
+        def fspath(self):
+            return legacy_path(self.student)
+
+    return StudentCopy
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_collect_file(file_path, parent):
     outcome = yield
@@ -81,8 +98,26 @@ def pytest_collect_file(file_path, parent):
     if folder is None:                    # no nbgrader: run the instructor notebook itself
         config._resnet_nb_no_copies = why
         return
-    outcome.force_result([IPyNbFile.from_parent(parent, path=folder / file_path.name)
-                          if isinstance(c, IPyNbFile) else c for c in collected])
+    StudentCopy = _student_copy_class()
+    result = []
+    for c in collected:
+        if isinstance(c, IPyNbFile):
+            c = StudentCopy.from_parent(parent, path=file_path)
+            c.student = folder / file_path.name
+        result.append(c)
+    outcome.force_result(result)
+
+
+def pytest_collection_modifyitems(items):
+    """Every cell nbval runs is marked `notebooks` and `slow` (`-m "not slow"` runs none)."""
+    try:
+        from nbval.plugin import IPyNbFile
+    except ImportError:
+        return
+    for item in items:
+        if isinstance(item.parent, IPyNbFile):
+            item.add_marker(pytest.mark.notebooks)
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -1,4 +1,4 @@
-"""Make .venv-colab, the Colab-like environment of tests/test_colab_like.py.
+"""Make .venv-colab, the Colab-like environment of tests/browser/test_colab_like.py.
 
     .venv/bin/python .ci/colab_like_env.py        (.ci/run does this; about a minute)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# configurable-http-proxy, JupyterHub's proxy, for the class test (tests/test_class_hub.py) and
+# configurable-http-proxy, JupyterHub's proxy, for the class test (tests/hub/test_class_hub.py) and
 # benchmarks/class_hub.py: from npm into the project's own .hub-proxy/ (git-ignored), never
 # globally. .ci/run calls this; a developer runs it once: bash .ci/hub_proxy.sh
 set -euo pipefail
@@ -12,7 +12,7 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-        nodejs npm; } || { echo "could not install npm: tests/test_class_hub.py will fail" >&2; exit 0; }
+        nodejs npm; } || { echo "could not install npm: tests/hub/test_class_hub.py will fail" >&2; exit 0; }
 fi
 npm install --silent --no-audit --no-fund --no-save --prefix .hub-proxy \
     "configurable-http-proxy@$VERSION"

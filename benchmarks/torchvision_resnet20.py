@@ -89,6 +89,53 @@ def image_folder(data: Path, out: Path) -> Path:
     return found[0]
 
 
+def image_sets(root: Path, train_size: int | None):
+    """torchvision's ImageFolder datasets with the paper's augmentation (crop and flip)."""
+    normalize = transforms.Normalize(MEAN, STD)
+    train_set = datasets.ImageFolder(root / "train", transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), normalize]))
+    if train_size:
+        train_set = torch.utils.data.Subset(
+            train_set, torch.randperm(len(train_set))[:train_size].tolist())
+    test_set = datasets.ImageFolder(root / "test",
+                                    transforms.Compose([transforms.ToTensor(), normalize]))
+    return train_set, test_set
+
+
+def train_epoch(model, loader, optimizer, scheduler) -> tuple[int, int]:
+    """One pass over `loader`; (correct, seen) on the augmented batches as trained on."""
+    model.train()
+    correct, seen = 0, 0
+    for x, y in loader:
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+    return correct, seen
+
+
+def accuracy(model, loader) -> float:
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in loader:
+            correct += (model(x).argmax(1) == y).sum().item()
+    return correct / len(loader.dataset)
+
+
+def save(out: Path, state: dict) -> None:
+    """The checkpoint, then the history, each written beside its place and renamed into it."""
+    torch.save(state, out / "checkpoint.pt.tmp")
+    os.replace(out / "checkpoint.pt.tmp", out / "checkpoint.pt")
+    (out / "history.json.tmp").write_text(json.dumps(state["history"], indent=1))
+    os.replace(out / "history.json.tmp", out / "history.json")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", required=True, type=Path)
@@ -105,27 +152,16 @@ def main(argv=None):
     root = image_folder(a.data, a.out)
 
     torch.manual_seed(a.seed)
-    normalize = transforms.Normalize(MEAN, STD)
-    train_set = datasets.ImageFolder(root / "train", transforms.Compose([
-        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
-        transforms.ToTensor(), normalize]))
-    if a.train_size:
-        train_set = torch.utils.data.Subset(
-            train_set, torch.randperm(len(train_set))[:a.train_size].tolist())
-    test_set = datasets.ImageFolder(root / "test",
-                                    transforms.Compose([transforms.ToTensor(), normalize]))
+    train_set, test_set = image_sets(root, a.train_size)
     test_loader = torch.utils.data.DataLoader(test_set, batch_size=512, num_workers=a.workers)
-
     model = ResNet20()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    steps_per_epoch = len(train_set) // 128
-    total = a.epochs * steps_per_epoch
+    total = a.epochs * (len(train_set) // 128)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         optimizer, milestones=[total // 2, total * 3 // 4], gamma=0.1)   # stepped per iteration
     history, start = {"epochs": [], "config": vars(a) | {"data": str(a.data), "out": str(a.out)}}, 0
-    checkpoint = a.out / "checkpoint.pt"
-    if a.resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
+    if a.resume and (a.out / "checkpoint.pt").exists():
+        state = torch.load(a.out / "checkpoint.pt", weights_only=True)
         for obj, key in ((model, "model"), (optimizer, "optimizer"), (scheduler, "scheduler")):
             obj.load_state_dict(state[key])
         history = state["history"]           # saved with the weights: the two always agree
@@ -139,35 +175,17 @@ def main(argv=None):
         loader = torch.utils.data.DataLoader(
             train_set, batch_size=128, shuffle=True, drop_last=True, num_workers=a.workers,
             generator=torch.Generator().manual_seed(a.seed * 1000 + epoch))
-        model.train()
-        t0, correct, seen = time.perf_counter(), 0, 0
-        for x, y in loader:
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
+        t0 = time.perf_counter()
+        correct, seen = train_epoch(model, loader, optimizer, scheduler)
         train_seconds = time.perf_counter() - t0
-        model.eval()
-        test_correct = 0
-        with torch.no_grad():
-            for x, y in test_loader:
-                test_correct += (model(x).argmax(1) == y).sum().item()
         record = {"epoch": epoch + 1, "train_acc": correct / seen,
-                  "test_acc": test_correct / len(test_set),
+                  "test_acc": accuracy(model, test_loader),
                   "images_per_second": seen / train_seconds,
                   "seconds": time.perf_counter() - t0}
         history["epochs"].append(record)
         print(json.dumps(record), flush=True)
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "history": history}
-        torch.save(state, a.out / "checkpoint.pt.tmp")
-        os.replace(a.out / "checkpoint.pt.tmp", checkpoint)
-        (a.out / "history.json.tmp").write_text(json.dumps(history, indent=1))
-        os.replace(a.out / "history.json.tmp", a.out / "history.json")
+        save(a.out, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "history": history})
     last = history["epochs"][-1]
     print(f"test error {100 * (1 - last['test_acc']):.2f}%, "
           f"train error {100 * (1 - last['train_acc']):.2f}% after {len(history['epochs'])} epochs")

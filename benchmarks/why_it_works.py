@@ -51,38 +51,20 @@ def networks(profile, device, weights: Path | None):
     return nets, ", ".join(sorted(sources))
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
-    p.add_argument("--device", default=None, help="default: cpu, except cuda for --profile gpu")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
-    p.add_argument("--weights", type=Path, default=None)
-    p.add_argument("--record", action="store_true")
-    args = p.parse_args(argv)
-
+def figure_work(profile, device, data, nets: dict) -> dict:
+    """The computation of each of 07's figures, as the notebook runs it: name -> a callable."""
     import numpy as np
     import torch
-    from resnet_nb import cifar_resnet, get_profile, load_cifar10, pick_device
+    from resnet_nb import cifar_resnet
     from resnet_nb.data import Batches, normalize
     from resnet_nb.probes import (filter_normalized_direction, gradient_correlation,
                                   layer_responses, loss_slice, loss_surface,
                                   path_length_gradients, sampled_path_gradients,
                                   with_batch_statistics)
-    from resnet_nb.provenance import machine_description
-    from resnet_nb.widgets import LandscapeLab
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    profile = get_profile(args.profile)
-    device = pick_device(args.device or ("cpu" if args.profile != "gpu" else None))
-    data = load_cifar10().subset(train=profile.train_size, test=profile.test_size, seed=0)
-    nets, source = networks(profile, device, args.weights)
     shallow, deep = profile.depths
-    plain_deep, resnet_deep = nets[f"plain-{deep}"], nets[f"ResNet-{deep} (A)"]
-    deep_nets = [plain_deep, resnet_deep]
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
+    resnet_deep = nets[f"ResNet-{deep} (A)"]
+    deep_nets = [nets[f"plain-{deep}"], resnet_deep]
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     chosen = data.train.take(order[:profile.landscape_images])
     lx, ly = normalize(chosen.images).to(device), chosen.labels.to(device)
@@ -121,9 +103,75 @@ def main(argv=None) -> int:
         return [(sampled_path_gradients(m, px, py, samples=profile.path_samples),
                  path_length_gradients(m, px, py)) for m in (resnet_deep, initial)]
 
-    figures = {"1 layer responses": responses, "2a loss slices (1-D)": slices,
-               "2b loss contours (2-D)": surfaces, "3 shattered gradients": shattering,
-               "4 effective paths": paths}
+    return {"figures": {"1 layer responses": responses, "2a loss slices (1-D)": slices,
+                        "2b loss contours (2-D)": surfaces, "3 shattered gradients": shattering,
+                        "4 effective paths": paths},
+            "landscape": (deep_nets, d1, lx, ly)}
+
+
+def time_widget(landscape, slices, surfaces, repeats: int, threads: int):
+    """LandscapeLab.update as the notebook shows it, by moving its slider to other positions
+    (each a point of the slices: a lookup, a marker moved, a PNG); wall and CPU seconds."""
+    import numpy as np
+    from resnet_nb.widgets import LandscapeLab
+
+    lab = LandscapeLab(*landscape, slices, surfaces)
+    options = [value for _label, value in lab.alpha.options if value != lab.alpha.value]
+    count = min(len(options), max(4 * repeats, 10))
+    positions = [options[i] for i in np.unique(np.linspace(0, len(options) - 1, count)
+                                               .round().astype(int))]
+    wall, cpu = [], []
+    for a in positions:
+        t0, c0 = time.perf_counter(), time.process_time()
+        lab.alpha.value = a                     # observe -> lab.update()
+        wall.append(time.perf_counter() - t0)
+        cpu.append((time.process_time() - c0) / threads)
+    assert len(lab.seconds) == 1 + len(positions) and lab._cache == {}, "not the lookup path"
+    return wall, cpu
+
+
+def record(results: dict, cpu: dict, profile, device, machine: str, threads: int,
+           source: str, load: float) -> Path:
+    """Keep the figures' times in notebooks/timings.json, under "figures"."""
+    path = ROOT / "notebooks" / "timings.json"
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    entry = {name: {"median_s": round(statistics.median(t), 2), "min_s": round(min(t), 2),
+                    "max_s": round(max(t), 2), "runs": len(t),
+                    "cpu_time_per_thread_median_s": round(statistics.median(cpu[name]), 2)}
+             for name, t in results.items()}
+    entry = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "machine": machine, "threads": threads, "networks": source,
+             "load_average_at_end": round(load, 2), "timed": entry}
+    key = f"{profile.name}" + ("" if device.type == "cpu" else f" ({device.type})")
+    timings.setdefault("figures", {}).setdefault("07_why_it_works.ipynb", {})[key] = entry
+    timings["figures_note"] = ("computation time of each figure of a notebook and of one "
+                               "widget update (benchmarks/why_it_works.py)")
+    path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "gpu"))
+    p.add_argument("--device", default=None, help="default: cpu, except cuda for --profile gpu")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all)")
+    p.add_argument("--weights", type=Path, default=None)
+    p.add_argument("--record", action="store_true")
+    args = p.parse_args(argv)
+
+    import torch
+    from resnet_nb import get_profile, load_cifar10, pick_device
+    from resnet_nb.provenance import machine_description
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = get_profile(args.profile)
+    device = pick_device(args.device or ("cpu" if args.profile != "gpu" else None))
+    data = load_cifar10().subset(train=profile.train_size, test=profile.test_size, seed=0)
+    nets, source = networks(profile, device, args.weights)
+    work = figure_work(profile, device, data, nets)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     threads = torch.get_num_threads()
     results, cpu, kept = {}, {}, {}
 
@@ -133,32 +181,19 @@ def main(argv=None) -> int:
               f"{max(t):.2f}, {len(t)} runs);  CPU time / {threads} threads: median "
               f"{statistics.median(c):.2f} s", flush=True)
 
-    for name, work in figures.items():
+    for name, compute in work["figures"].items():
         results[name], cpu[name] = [], []
         for _ in range(args.repeats):
             sync()
             t0, c0 = time.perf_counter(), time.process_time()
-            kept[name] = work()
+            kept[name] = compute()
             sync()
             results[name].append(time.perf_counter() - t0)
             cpu[name].append((time.process_time() - c0) / threads)
         report(name)
-
-    # The widget, as the notebook shows it: LandscapeLab.update, run by moving its slider to
-    # another of its positions (each a point of the slices: a lookup, a marker moved, a PNG).
-    lab = LandscapeLab(deep_nets, d1, lx, ly, kept["2a loss slices (1-D)"],
-                       kept["2b loss contours (2-D)"])
-    options = [value for _label, value in lab.alpha.options if value != lab.alpha.value]
-    count = min(len(options), max(4 * args.repeats, 10))
-    positions = [options[i] for i in np.unique(np.linspace(0, len(options) - 1, count)
-                                               .round().astype(int))]
-    results["widget update"], cpu["widget update"] = [], []
-    for a in positions:
-        t0, c0 = time.perf_counter(), time.process_time()
-        lab.alpha.value = a                     # observe -> lab.update()
-        results["widget update"].append(time.perf_counter() - t0)
-        cpu["widget update"].append((time.process_time() - c0) / threads)
-    assert len(lab.seconds) == 1 + len(positions) and lab._cache == {}, "not the lookup path"
+    results["widget update"], cpu["widget update"] = time_widget(
+        work["landscape"], kept["2a loss slices (1-D)"], kept["2b loss contours (2-D)"],
+        args.repeats, threads)
     report("widget update")
 
     machine = machine_description()
@@ -166,20 +201,7 @@ def main(argv=None) -> int:
     print(f"profile {profile.name}, device {device}, {threads} CPU threads, {source}; "
           f"{machine}; load average {load:.1f} at the end")
     if args.record:
-        path = ROOT / "notebooks" / "timings.json"
-        timings = json.loads(path.read_text()) if path.exists() else {}
-        entry = {name: {"median_s": round(statistics.median(t), 2), "min_s": round(min(t), 2),
-                        "max_s": round(max(t), 2), "runs": len(t),
-                        "cpu_time_per_thread_median_s": round(statistics.median(cpu[name]), 2)}
-                 for name, t in results.items()}
-        entry = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "machine": machine, "threads": threads, "networks": source,
-                 "load_average_at_end": round(load, 2), "timed": entry}
-        key = f"{profile.name}" + ("" if device.type == "cpu" else f" ({device.type})")
-        timings.setdefault("figures", {}).setdefault("07_why_it_works.ipynb", {})[key] = entry
-        timings["figures_note"] = ("computation time of each figure of a notebook and of one "
-                                   "widget update (benchmarks/why_it_works.py)")
-        path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+        path = record(results, cpu, profile, device, machine, threads, source, load)
         print(f"recorded in {path.relative_to(ROOT)}")
     return 0
 

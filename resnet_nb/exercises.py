@@ -11,7 +11,7 @@ gives a hint, never the answer. In a notebook:
 
 Convention for every checker here (notebooks 01-05 add theirs below):
 `check_<name>(answer) -> str`, deterministic (seeded), seconds at most on a CPU,
-and a test in tests/test_exercises.py showing a right answer passes and a
+and a test in tests/exercises/test_exercises.py showing a right answer passes and a
 typical wrong one fails.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Not the original text: our own reconstruction, which keeps every feature that matters (a first
 block that adds a 3-channel input to a 64-channel output, two "shortcuts", no batch
 normalisation, no classifier head, the transforms, the optimiser's settings, the loop) and fills
-in the rest plainly. Its faults are there on purpose: tests/test_snippet.py pins each of them,
+in the rest plainly. Its faults are there on purpose: tests/notebooks/test_snippet.py pins each of them,
 so that no tidy-up repairs the exhibit. `source()` is the listing the notebook shows.
 
 Ours, not the snippet's: the `block` argument of `SnippetResNet` (so that repaired blocks can be

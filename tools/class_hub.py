@@ -42,7 +42,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.hub_client import (  # noqa: F401  (tests/test_class_hub.py uses them from here)
+from tools.hub_client import (  # noqa: F401  (tests/hub/test_class_hub.py uses them from here)
     ASSIGNMENT, COURSE_ID, PROXY, ClassSettings, HubError, KernelDied, LoopbackHub, RunAs,
     Student, api, closed_to_others, find_leftovers, open_kernel, proportional_mb, pull, run_as,
     run_notebook, save, scratch_folder, spawn, student_processes, submit)

@@ -47,7 +47,7 @@ MARKER_FILE = ".student-copies"
 BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"       # nbgrader's delimiters, matched in a line
 TITLE = "#@title Worked solution: try the exercise before you unfold this cell"
 # What the instructor notebooks say just above each folded solution, and what a student copy
-# says there instead (tests/test_student_copies.py checks both).
+# says there instead (tests/notebooks/test_student_copies.py checks both).
 SOLUTION_NOTE = "*A worked solution is folded below: try the exercise first.*"
 STUDENT_NOTE = ("*Your answer goes in the cell below, at `YOUR CODE HERE`; running the cell "
                 "checks it.*")

@@ -6,7 +6,7 @@
 The script sets one key per cell, `metadata.slideshow = {"slide_type": ...}`, and touches
 nothing else (sources, outputs, other metadata and the file's formatting stay as they are).
 It derives the slide types from the notebook's structure alone, so it can be run again after
-any edit and gives the same answer for the same notebook (tests/test_slides.py checks that the
+any edit and gives the same answer for the same notebook (tests/tools/test_slides.py checks that the
 committed notebooks agree with it). The rules, in order:
 
 1. The "Open in Colab" badge and the Colab install cell are `skip`: they mean nothing on a

@@ -20,7 +20,7 @@ with the time just recorded, normalised to 1,000 ResNet-20 images/s (seconds x t
 the images/s measured just before and just after the run / 1,000: a shared machine's load
 changes during a long run). `--headers` rewrites every header from timings.json without
 running anything (`--headers --check` only compares;
-tests/test_notebook_claims.py checks the same).
+tests/notebooks/test_notebook_claims.py checks the same).
 Exit status: 0 when every notebook ran, 1 otherwise.
 """
 from __future__ import annotations

@@ -6,7 +6,7 @@ teaching/answer_key.md is where the answers are written. The exercises answered 
 a measurement alone (WRITTEN below) also end their notebook with a markdown cell holding the
 answer key's words inside nbgrader's solution markers and a folded <details> block, so that the
 instructor notebooks carry every solution and tools/make_student_copies.py takes them out.
-Run this after editing one of those answers in the answer key (tests/test_student_copies.py
+Run this after editing one of those answers in the answer key (tests/notebooks/test_student_copies.py
 checks that the two agree), then tools/mark_slides.py.
 """
 import json

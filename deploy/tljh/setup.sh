@@ -6,7 +6,7 @@
 #     sudo bash deploy/tljh/setup.sh https://github.com/OWNER/resnet-nb class /path/to/cifar10
 #
 # UNTESTED as a whole: TLJH was not installed where the course is built. Its parts are the
-# ones tests/test_class_hub.py runs on loopback (the release pulled with nbgitpuller, the shared
+# ones tests/hub/test_class_hub.py runs on loopback (the release pulled with nbgitpuller, the shared
 # read-only data and cache, the first-use authenticator, nbgrader's exchange, the 180 s spawn
 # timeout); the paths and tljh-config keys are TLJH's documented ones.
 set -euo pipefail

@@ -245,9 +245,8 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
     `verbose=False` prints nothing. `precision`: see device.resolve_precision; `compile`: None
     or a torch.compile mode. `batches` makes the mini-batches as Batches does (e.g.
     functools.partial(Batches, augment=False)); history.provenance records what they do, with
-    `provenance`'s entries and one record per sitting (provenance["sittings"]).
-    `group`: this process's place in a run across processes (torchrun; see distributed.py),
-    whose rank 0 alone writes and prints.
+    `provenance`'s entries and one record per sitting (provenance["sittings"]). `group`: this
+    process's place in a torchrun run (distributed.py), whose rank 0 alone writes and prints.
     """
     say = print if verbose and group.writes else (lambda *a, **k: None)
     _check_sets(data, evaluate_test)
@@ -255,8 +254,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
     precision = resolve_precision(device, precision)
     check_compile(compile)
     model.to(device=device, memory_format=torch.channels_last)
-    # DDP and the compiled module share the model's parameters and buffers: training updates
-    # `model`, and its state dict is the same with one process or many.
+    # DDP and compile share `model`'s tensors: training updates `model` (one state dict).
     step_model = distributed.wrap(model, group, device)
     step_model = torch.compile(step_model, mode=compile) if compile else step_model
     scaler = grad_scaler(device, precision)
@@ -272,8 +270,7 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
     # Checks the folder and locks it for this process (released when the run ends).
     lock, start_epoch, history = distributed.open_run(group, out, resume, model, optimizer, cfg,
                                                       device, history, say, scaler)
-    if not group.writes:
-        out = None          # rank 0 alone writes the checkpoints and the history
+    out = out if group.writes else None     # rank 0 alone writes checkpoints and the history
     history.status = "running"
     epoch = start_epoch
     with lock:
@@ -289,16 +286,8 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
                                         desc=f"epoch {epoch + 1}/{cfg.epochs}",
                                         precision=precision, scaler=scaler)
                 stats = distributed.reduce_epoch(stats, group)    # over the global batches
-                # train_one_epoch ends by reading its losses, which waits for the device.
-                train_seconds = time.perf_counter() - t0
-                record = {"epoch": epoch + 1, "lr": lr_at(first, total_steps, cfg),
-                          "train_loss": stats["loss"], "train_acc": stats["acc"],
-                          "train_seconds": train_seconds,
-                          "images_per_second": len(train) * cfg.batch_size / train_seconds}
-                for name, evaluation in evaluated.items():
-                    result = evaluate(model, evaluation, precision)
-                    record.update({f"{name}_loss": result["loss"], f"{name}_acc": result["acc"]})
-                record["seconds"] = time.perf_counter() - t0
+                record = _epoch_record(epoch, stats, t0, len(train) * cfg.batch_size,
+                                       lr_at(first, total_steps, cfg), model, evaluated, precision)
                 check_numbers(model, optimizer, record)    # only finite epochs are kept
                 keep_epoch(history, record, stats["step_loss"], out, lambda: save_checkpoint(
                     out / CHECKPOINT, model, optimizer, epoch + 1, history, cfg, scaler))
@@ -310,6 +299,22 @@ def fit(model: nn.Module, data: CifarData, cfg: TrainConfig, *,
     if out is not None:
         history.save(out / HISTORY)
     return history
+
+
+def _epoch_record(epoch: int, stats: dict, t0: float, images: int, lr: float, model: nn.Module,
+                  evaluated: dict[str, Batches], precision: str) -> dict:
+    """Epoch `epoch`'s (0-based) numbers: its training loss, accuracy and speed (`images`
+    trained since `t0`), then the loss and accuracy of each set in `evaluated`."""
+    # train_one_epoch ends by reading its losses, which waits for the device.
+    train_seconds = time.perf_counter() - t0
+    record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
+              "train_acc": stats["acc"], "train_seconds": train_seconds,
+              "images_per_second": images / train_seconds}
+    for name, evaluation in evaluated.items():
+        result = evaluate(model, evaluation, precision)
+        record.update({f"{name}_loss": result["loss"], f"{name}_acc": result["acc"]})
+    record["seconds"] = time.perf_counter() - t0
+    return record
 
 
 def _evaluation_batches(batches: Callable[..., Batches], data: CifarData, evaluate_test: bool,

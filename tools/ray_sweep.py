@@ -107,6 +107,11 @@ def _collect(ray, pending: dict, say, report) -> bool:
                 if isinstance(cause, (ValueError, OSError)):
                     raise cause from None      # a user's error: one line (resnet_nb.cli)
                 raise
+            except ray.exceptions.RayError as e:      # its worker or machine died every time
+                say(f"{rset.name} {spec.run_id}: not finished, its worker died {RETRIES + 1} "
+                    f"time(s) ({type(e).__name__}); the same command resumes it")
+                ok = False
+                continue
             h = History.from_dict(result["history"])
             report(rset, spec, h, result["seconds"], f"on {result['node']}")
             ok = ok and h.status == "completed"

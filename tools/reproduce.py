@@ -588,10 +588,10 @@ def _reproduce_runs(args, out: Path, sets, specs, command: str) -> int:
     # Seed by seed: every set's first seed before any set's second one.
     todo = sorted(((rset, s) for rset in sets for s in pending_runs(rset, specs[rset.name], out)),
                   key=lambda pair: pair[1].seed)
+    gpus = ("a GPU where the cluster has GPUs" if args.gpus_per_run is None
+            else f"{args.gpus_per_run:g} GPU")
     where = "one after another" if args.ray is None else (
-        f"on Ray ({args.ray}), {args.cpus_per_run:g} CPU(s) and "
-        f"{'1 GPU where there are GPUs' if args.gpus_per_run is None else f'{args.gpus_per_run:g} GPU'}"
-        " per run")
+        f"on Ray ({args.ray}), each run with {args.cpus_per_run:g} CPU(s) and {gpus}")
     device = device_name(pick_device(args.device)) if args.ray is None else (
         args.device or "chosen by Ray")
     for rset in sets:

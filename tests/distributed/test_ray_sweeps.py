@@ -186,3 +186,20 @@ def test_a_second_sweep_into_the_same_folder_refuses_before_starting_ray(tmp_pat
     err = capsys.readouterr().err
     assert "is writing the output folder (--out)" in err and len(err.strip().splitlines()) == 1
     assert not (out / "fig6").exists()
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_write_its_run_folder_says_so_in_one_line(tmp_path):
+    """On a cluster: --out not shared with a worker's machine. Here: the run's folder is a file."""
+    _ray_or_skip()
+    (tmp_path / "fig6").mkdir()
+    (tmp_path / "fig6" / "resnet-20-seed0").write_text("not a folder")
+    done = subprocess.run(_reproduce("fig6:20", "--seeds", "0", "--epochs", "1", "--train-size",
+                                     "256", "--test-size", "100", "--data", "synthetic",
+                                     "--out", str(tmp_path), "--ray"),
+                          env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    errors = [ln for ln in done.stderr.splitlines() if "error:" in ln]
+    assert len(errors) == 1 and errors[0].startswith("python -m tools reproduce: error: ")
+    assert "resnet-20-seed0 is a file, not a folder on " in errors[0]
+    assert "every Ray worker must reach --out" in errors[0]

@@ -69,16 +69,24 @@ def test_reproduce_writes_histories_set_record_weights_and_manifest(made):
         assert sha256(made / name) == entry["sha256"]
 
 
-def test_the_committed_sets_name_the_command_that_made_the_runs_they_hold():
-    """set.json's command is that of a sitting that finished runs, never of one that did not."""
+def test_the_committed_sets_record_how_their_runs_were_made_and_how_to_remake_them():
+    """Each sitting that finished runs names the command those runs record as theirs; the
+    set's command remakes exactly the runs it holds with today's `python -m tools reproduce`."""
+    from tools.reproduce import build_parser
     for name in ("fig6", "table6"):
         info = json.loads((COMMITTED / name / "set.json").read_text())
-        makers = {s["command"] for s in info["sittings"] if s["finished"]}
-        assert makers == {info["command"]}, name
-        assert info["command"].startswith(f"python -m tools reproduce {name}")
-        depths = {int(r.split("-")[1]) for r in info["finished_runs"]}
-        named = info["command"].split()[4].partition(":")[2]
-        assert not named or {int(d) for d in named.split(",")} == depths, info["command"]
+        for sitting in info["sittings"]:
+            for run in sitting["finished"]:
+                h = History.load(COMMITTED / name / run / "history.json")
+                assert h.provenance["command"] == sitting["command"], (name, run)
+        words = info["command"].split()
+        assert words[:4] == ["python", "-m", "tools", "reproduce"], info["command"]
+        args = build_parser().parse_args(words[4:])
+        (item,) = args.sets
+        chosen = item.partition(":")[2]
+        depths = [int(d) for d in chosen.split(",")] if chosen else args.depths
+        runs = get_set(name).runs(args.seeds, depths)
+        assert sorted(s.run_id for s in runs) == info["finished_runs"], info["command"]
 
 
 def test_a_finished_run_is_skipped(made, capsys):

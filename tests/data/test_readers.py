@@ -329,16 +329,14 @@ def test_labels_come_from_the_class_names_not_the_folder_order(tmp_path):
 def test_incomplete_torchvision_archive(tmp_path, tv_folder):
     folder, _ = tv_folder(tmp_path / "tv", n=2)
     (folder / "data_batch_3").unlink()
-    archive = tmp_path / "tv.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="cifar-10-batches-py")
-    with pytest.raises(DataError, match=r"^the archive \S*tv\.tar\.gz lacks \['data_batch_3'\]: "
-                                        r"it is incomplete\."):
+    archive = _packed(folder, as_archive=True)
+    with pytest.raises(DataError, match=r"^the archive \S*cifar-10-python\.tar\.gz lacks "
+                                        r"\['data_batch_3'\]: it is incomplete\."):
         load_cifar10(archive, verbose=False)
     (folder / "batches.meta").unlink()
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="cifar-10-batches-py")
-    with pytest.raises(DataError, match=r"^the archive \S*tv\.tar\.gz lacks \['data_batch_3', "
+    archive = _packed(folder, as_archive=True)
+    with pytest.raises(DataError, match=r"^the archive \S*cifar-10-python\.tar\.gz lacks "
+                                        r"\['data_batch_3', "
                                         r"'batches\.meta'\]: it is incomplete\."):
         load_cifar10(archive, verbose=False)
 
@@ -368,9 +366,7 @@ def test_torchvision_pickles_made_by_python_2(tmp_path, as_archive):
 def test_torchvision_archive_without_its_test_batch(tmp_path, tv_folder):
     folder, _ = tv_folder(tmp_path / "tv", n=2)
     (folder / "test_batch").unlink()
-    archive = tmp_path / "tv.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname="cifar-10-batches-py")
+    archive = _packed(folder, as_archive=True)
     with pytest.raises(DataError, match=r"lacks \['test_batch'\]"):
         load_cifar10(archive, verbose=False)
     (folder / "batches.meta").unlink()

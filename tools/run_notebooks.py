@@ -104,9 +104,10 @@ def run(path: Path, profile: str, timeout: int) -> tuple[float, str | None]:
     except Exception as e:  # a timeout, a dead kernel
         return time.perf_counter() - t0, f"{type(e).__name__}: {e}"
     seconds = time.perf_counter() - t0
-    executed = copy.deepcopy(nb)
+    keep_views = widgets and path.parent.resolve() == NOTEBOOKS.resolve()
+    executed = copy.deepcopy(nb) if keep_views else None    # with its widget state
     strip_widgets(nb)
-    if widgets and path.parent.resolve() == NOTEBOOKS.resolve():
+    if keep_views:
         # The website shows these views with the stored outputs (tools/site_widgets.py).
         site_widgets.store_views(executed, nb, site_widgets.stored_views_path(path.name))
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
